@@ -1,0 +1,101 @@
+// Per-channel bias over x viewed as [n, c, p] (p = 1 for dense layers, h * w for convs).
+//   add:              x[n, c, p] += b[c]                     (element-wise, in place)
+//   backward_serial:  db[c] = sum_{n, p} dy[n, c, p]         one invocation per channel
+//   backward_tree:    the same sum, one workgroup per channel
+// Both reductions add in a fixed order (no atomics), so results repeat bit for bit. The
+// launcher takes the serial form when a channel has fewer values than a workgroup has
+// invocations (a dense layer's bias: many channels, a batch of values each; neighbouring
+// invocations then read neighbouring channels), the tree form otherwise (conv layers).
+
+const WORKGROUP_SIZE: u32 = 256u;
+const ELEMS_PER_INVOCATION: u32 = 2u;
+
+// Mirrored by `Params` in src/gpu/ops/bias.rs.
+struct Params {
+    n: u32,  // batch
+    c: u32,  // channels
+    p: u32,  // values per channel and sample
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> bias: array<f32>;        // [c]
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;     // [n, c, p]
+@group(0) @binding(3) var<storage, read> dy: array<f32>;          // [n, c, p]
+@group(0) @binding(4) var<storage, read_write> db: array<f32>;    // [c]
+
+var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
+
+fn linear_group(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return wg.x + wg.y * groups.x;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn add(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let total = params.n * params.c * params.p;
+    let first = linear_group(wg, groups) * (WORKGROUP_SIZE * ELEMS_PER_INVOCATION) + lid;
+    for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
+        let i = first + k * WORKGROUP_SIZE;
+        if (i < total) {
+            x[i] = x[i] + bias[(i / params.p) % params.c];
+        }
+    }
+}
+
+// Channel `ch` of sample `b` starts at (b * c + ch) * p.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward_serial(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ch = linear_group(wg, groups) * WORKGROUP_SIZE + lid;
+    if (ch >= params.c) {
+        return;
+    }
+    var sum = 0.0;
+    for (var b = 0u; b < params.n; b++) {
+        let start = (b * params.c + ch) * params.p;
+        for (var q = 0u; q < params.p; q++) {
+            sum += dy[start + q];
+        }
+    }
+    db[ch] = sum;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward_tree(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    // The channel is the same for the whole workgroup, so returning keeps barriers uniform.
+    let ch = linear_group(wg, groups);
+    if (ch >= params.c) {
+        return;
+    }
+
+    // Each invocation sums a strided share of the channel's n * p values, in order...
+    let count = params.n * params.p;
+    var sum = 0.0;
+    for (var j = lid; j < count; j += WORKGROUP_SIZE) {
+        let b = j / params.p;
+        sum += dy[(b * params.c + ch) * params.p + (j - b * params.p)];
+    }
+
+    // ...then the shares are added pairwise in a fixed tree.
+    partial[lid] = sum;
+    workgroupBarrier();
+    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
+        if (lid < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        db[ch] = partial[0];
+    }
+}

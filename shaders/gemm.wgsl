@@ -1,0 +1,128 @@
+// General matrix multiply C[m, n] = op(A)[m, k] · op(B)[k, n] (+ bias), register-blocked.
+//
+// Every operand is addressed through element strides, so one kernel serves all four
+// transpose combinations and the launcher can also compute C^T = op(B)^T · op(A)^T when
+// that fills the tiles better (a 1 x n or m x 1 product):
+//   op(A)[r, kk] = a[r * a_row_stride + kk * a_k_stride]
+//   op(B)[kk, c] = b[kk * b_k_stride + c * b_col_stride]
+//   C[r, c]      = c_out[r * c_row_stride + c * c_col_stride]
+//
+// Tiling: a workgroup owns TILE_M = 8 rows and TILE_N = 4 * WG = 256 columns. Each
+// invocation keeps an 8 x 4 tile of C in registers: the 8 rows are the workgroup's (their A
+// values are the same for every invocation: one broadcast load each), the 4 columns are
+// lane, lane + 64, lane + 128, lane + 192, so on every k step the 64 invocations read 4 runs
+// of 64 consecutive B values (coalesced when b_col_stride is 1). 12 loads feed 32
+// multiply-adds; no workgroup memory, no barriers.
+//
+// Edges: row and column indices are clamped into the matrix for loading (so every load is
+// in bounds and the k loop has no branch) and only the stores are guarded.
+
+const WG: u32 = 64u;
+const TILE_M: u32 = 8u;
+const TILE_N: u32 = 256u; // 4 columns per invocation, WG apart
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_row_stride: u32, // elements
+    a_k_stride: u32,
+    b_k_stride: u32,
+    b_col_stride: u32,
+    c_row_stride: u32,
+    c_col_stride: u32,
+    // 0: no bias; 1: C[r, c] += bias[c]; 2: C[r, c] += bias[r] (the transposed form).
+    bias_mode: u32,
+    // ceil(n / TILE_N): workgroups along the columns of C.
+    col_groups: u32,
+    // ceil(m / TILE_M) * col_groups: workgroups that hold a tile (the grid may have more).
+    tiles: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+// Bound to `b` again when bias_mode is 0 (never read then).
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c_out: array<f32>;
+
+fn store(r: u32, col: u32, v: f32) {
+    if r < p.m && col < p.n {
+        var s = v;
+        if p.bias_mode == 1u {
+            s += bias[col];
+        } else if p.bias_mode == 2u {
+            s += bias[r];
+        }
+        c_out[r * p.c_row_stride + col * p.c_col_stride] = s;
+    }
+}
+
+fn store_row(r: u32, cols: vec4<u32>, v: vec4<f32>) {
+    store(r, cols.x, v.x);
+    store(r, cols.y, v.y);
+    store(r, cols.z, v.z);
+    store(r, cols.w, v.w);
+}
+
+@compute @workgroup_size(64)
+fn gemm(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    // Surplus workgroups of a folded grid compute a clamped tile and store nothing.
+    let tile = min(wid.x + wid.y * nwg.x, p.tiles - 1u);
+    let is_real = wid.x + wid.y * nwg.x < p.tiles;
+    let r0 = (tile / p.col_groups) * TILE_M;
+    let cols = (tile % p.col_groups) * TILE_N + lane + vec4<u32>(0u, WG, 2u * WG, 3u * WG);
+
+    // Loading offsets with clamped indices.
+    let last_r = p.m - 1u;
+    let ra0 = min(r0, last_r) * p.a_row_stride;
+    let ra1 = min(r0 + 1u, last_r) * p.a_row_stride;
+    let ra2 = min(r0 + 2u, last_r) * p.a_row_stride;
+    let ra3 = min(r0 + 3u, last_r) * p.a_row_stride;
+    let ra4 = min(r0 + 4u, last_r) * p.a_row_stride;
+    let ra5 = min(r0 + 5u, last_r) * p.a_row_stride;
+    let ra6 = min(r0 + 6u, last_r) * p.a_row_stride;
+    let ra7 = min(r0 + 7u, last_r) * p.a_row_stride;
+    let cb = min(cols, vec4<u32>(p.n - 1u)) * p.b_col_stride;
+
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
+    var acc4 = vec4<f32>();
+    var acc5 = vec4<f32>();
+    var acc6 = vec4<f32>();
+    var acc7 = vec4<f32>();
+    var ak = 0u;
+    var bk = 0u;
+    for (var kk = 0u; kk < p.k; kk++) {
+        let bv = vec4<f32>(b[cb.x + bk], b[cb.y + bk], b[cb.z + bk], b[cb.w + bk]);
+        // a * b + acc rather than fma(): drivers contract it where FMA is fast, and a
+        // software fma() is several times slower on CPU adapters.
+        acc0 += a[ra0 + ak] * bv;
+        acc1 += a[ra1 + ak] * bv;
+        acc2 += a[ra2 + ak] * bv;
+        acc3 += a[ra3 + ak] * bv;
+        acc4 += a[ra4 + ak] * bv;
+        acc5 += a[ra5 + ak] * bv;
+        acc6 += a[ra6 + ak] * bv;
+        acc7 += a[ra7 + ak] * bv;
+        ak += p.a_k_stride;
+        bk += p.b_k_stride;
+    }
+
+    if is_real {
+        store_row(r0, cols, acc0);
+        store_row(r0 + 1u, cols, acc1);
+        store_row(r0 + 2u, cols, acc2);
+        store_row(r0 + 3u, cols, acc3);
+        store_row(r0 + 4u, cols, acc4);
+        store_row(r0 + 5u, cols, acc5);
+        store_row(r0 + 6u, cols, acc6);
+        store_row(r0 + 7u, cols, acc7);
+    }
+}

@@ -1,0 +1,235 @@
+//! Batch normalisation (`shaders/batchnorm.wgsl`); CPU twins in `crate::cpu::batchnorm`.
+//!
+//! `x`, `y`, `dy`, `dx`: `[n, c, p]` with `p = h * w`; every per-channel tensor: `[c]`.
+//! Written tensors must not share a buffer with tensors the same op only reads (see
+//! `gpu::ops`): keep running statistics out of the parameter arena, for instance.
+
+use super::{elementwise_grid, expect_len, to_u32};
+use crate::error::Result;
+use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
+use crate::shapes::BatchNormShape;
+
+/// Mirrors `Params` in shaders/batchnorm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    /// Batch.
+    n: u32,
+    /// Channels.
+    c: u32,
+    /// Values per channel and sample (h * w).
+    p: u32,
+    /// running = momentum * running + (1 - momentum) * batch statistic.
+    momentum: f32,
+    /// Added to the variance before the square root.
+    epsilon: f32,
+}
+
+pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
+
+fn params(op: &str, s: &BatchNormShape) -> Result<Params> {
+    to_u32(op, s.len())?;
+    Ok(Params {
+        n: to_u32(op, s.n)?,
+        c: to_u32(op, s.c)?,
+        p: to_u32(op, s.p)?,
+        momentum: s.momentum,
+        epsilon: s.epsilon,
+    })
+}
+
+fn expect_lens(
+    op: &str,
+    s: &BatchNormShape,
+    data: &[(&str, &GpuTensor)],
+    per_channel: &[(&str, &GpuTensor)],
+) -> Result<()> {
+    for (name, t) in data {
+        expect_len(op, name, t, s.len())?;
+    }
+    for (name, t) in per_channel {
+        expect_len(op, name, t, s.c)?;
+    }
+    Ok(())
+}
+
+/// `y = gamma * (x - mean) / sqrt(var + eps) + beta` with the given per-channel statistics.
+#[allow(clippy::too_many_arguments)]
+fn normalize(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    op: &str,
+    s: &BatchNormShape,
+    x: &GpuTensor,
+    gamma: &GpuTensor,
+    beta: &GpuTensor,
+    mean: &GpuTensor,
+    var: &GpuTensor,
+    y: &GpuTensor,
+) -> Result<()> {
+    let bindings = [
+        (1, x.into()),
+        (2, gamma.into()),
+        (3, beta.into()),
+        (8, mean.into()),
+        (9, var.into()),
+        (10, y.into()),
+    ];
+    let grid = elementwise_grid(ctx, op, s.len())?;
+    plan.push(ctx.dispatch(
+        Shader::BatchNorm,
+        "normalize",
+        &params(op, s)?,
+        &bindings,
+        grid,
+    )?);
+    Ok(())
+}
+
+/// Training-mode forward: batch mean and biased variance per channel (two passes) into
+/// `save_mean` / `save_var`, running statistics updated in place (unbiased variance), then
+/// `y` normalised with the batch statistics. Two dispatches.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_forward_train(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    s: &BatchNormShape,
+    x: &GpuTensor,
+    gamma: &GpuTensor,
+    beta: &GpuTensor,
+    running_mean: &GpuTensor,
+    running_var: &GpuTensor,
+    y: &GpuTensor,
+    save_mean: &GpuTensor,
+    save_var: &GpuTensor,
+) -> Result<()> {
+    let op = "batchnorm:forward_train";
+    let per_channel = [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("save_mean", save_mean),
+        ("save_var", save_var),
+    ];
+    expect_lens(op, s, &[("x", x), ("y", y)], &per_channel)?;
+
+    // Statistics: one workgroup per channel.
+    let bindings = [
+        (1, x.into()),
+        (4, running_mean.into()),
+        (5, running_var.into()),
+        (6, save_mean.into()),
+        (7, save_var.into()),
+    ];
+    let grid = ctx.grid(op, s.c as u64)?;
+    let params = params(op, s)?;
+    plan.push(ctx.dispatch(
+        Shader::BatchNorm,
+        "forward_train_stats",
+        &params,
+        &bindings,
+        grid,
+    )?);
+
+    // Normalise with them.
+    normalize(ctx, plan, op, s, x, gamma, beta, save_mean, save_var, y)
+}
+
+/// Inference-mode forward: normalises with the running statistics, which stay unchanged.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_forward_inference(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    s: &BatchNormShape,
+    x: &GpuTensor,
+    gamma: &GpuTensor,
+    beta: &GpuTensor,
+    running_mean: &GpuTensor,
+    running_var: &GpuTensor,
+    y: &GpuTensor,
+) -> Result<()> {
+    let op = "batchnorm:forward_inference";
+    let per_channel = [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ];
+    expect_lens(op, s, &[("x", x), ("y", y)], &per_channel)?;
+    normalize(
+        ctx,
+        plan,
+        op,
+        s,
+        x,
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        y,
+    )
+}
+
+/// Training-mode backward from the statistics `batchnorm_forward_train` saved:
+/// `dbeta = sum dy`, `dgamma = sum dy * xhat` per channel (one workgroup each), then
+/// `dx = gamma / sqrt(var + eps) * (dy - dbeta / count - xhat * dgamma / count)` with
+/// `count = n * p`. Outputs are overwritten. Two dispatches.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_backward(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    s: &BatchNormShape,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    gamma: &GpuTensor,
+    save_mean: &GpuTensor,
+    save_var: &GpuTensor,
+    dx: &GpuTensor,
+    dgamma: &GpuTensor,
+    dbeta: &GpuTensor,
+) -> Result<()> {
+    let op = "batchnorm:backward";
+    let per_channel = [
+        ("gamma", gamma),
+        ("save_mean", save_mean),
+        ("save_var", save_var),
+        ("dgamma", dgamma),
+        ("dbeta", dbeta),
+    ];
+    expect_lens(op, s, &[("x", x), ("dy", dy), ("dx", dx)], &per_channel)?;
+    let params = params(op, s)?;
+
+    // Reductions: one workgroup per channel.
+    let bindings = [
+        (1, x.into()),
+        (8, save_mean.into()),
+        (9, save_var.into()),
+        (11, dy.into()),
+        (12, dgamma.into()),
+        (13, dbeta.into()),
+    ];
+    let grid = ctx.grid(op, s.c as u64)?;
+    plan.push(ctx.dispatch(
+        Shader::BatchNorm,
+        "backward_reduce",
+        &params,
+        &bindings,
+        grid,
+    )?);
+
+    // Input gradient, element-wise.
+    let bindings = [
+        (1, x.into()),
+        (2, gamma.into()),
+        (8, save_mean.into()),
+        (9, save_var.into()),
+        (11, dy.into()),
+        (14, dgamma.into()),
+        (15, dbeta.into()),
+        (16, dx.into()),
+    ];
+    let grid = elementwise_grid(ctx, op, s.len())?;
+    plan.push(ctx.dispatch(Shader::BatchNorm, "backward_dx", &params, &bindings, grid)?);
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! General matrix multiply (`shaders/gemm.wgsl`); CPU twin in `crate::cpu::gemm`.
+
+use super::{expect_len, to_u32};
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
+use crate::shapes::GemmShape;
+
+/// Rows of C one workgroup computes (`TILE_M` in the WGSL).
+pub const GEMM_TILE_M: usize = 8;
+
+/// Columns of C one workgroup computes (`TILE_N` in the WGSL): 64 invocations, 4 each.
+pub const GEMM_TILE_N: usize = 256;
+
+/// Mirrors `Params` in shaders/gemm.wgsl. Strides are in elements.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    a_row_stride: u32,
+    a_k_stride: u32,
+    b_k_stride: u32,
+    b_col_stride: u32,
+    c_row_stride: u32,
+    c_col_stride: u32,
+    /// 0: none, 1: per column of C, 2: per row of C.
+    bias_mode: u32,
+    /// Workgroups along the columns of C.
+    col_groups: u32,
+    /// Workgroups that hold a tile.
+    tiles: u32,
+}
+
+/// Size of the `Params` mirror in bytes, for the layout test.
+pub const GEMM_PARAMS_SIZE: usize = std::mem::size_of::<Params>();
+
+/// Fraction of the invocations' tile slots that hold real elements of an m x n product.
+fn tile_fill(m: usize, n: usize) -> f64 {
+    let rows = m.div_ceil(GEMM_TILE_M) * GEMM_TILE_M;
+    let cols = n.div_ceil(GEMM_TILE_N) * GEMM_TILE_N;
+    (m * n) as f64 / (rows * cols) as f64
+}
+
+/// Fail unless `out` lives in a buffer none of `inputs` is bound from: wgpu forbids a buffer
+/// being read-only and writable in one dispatch, even in disjoint ranges.
+pub(crate) fn expect_separate(op: &str, out: &GpuTensor, inputs: &[&GpuTensor]) -> Result<()> {
+    if inputs.iter().any(|t| t.buffer == out.buffer) {
+        return Err(Error::Gpu {
+            label: op.to_string(),
+            message: "the output shares a buffer with an input; give it a buffer of its own".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `C[m, n] = op(A)[m, k] · op(B)[k, n]`, all row-major, C overwritten (see [`GemmShape`]).
+/// `a`: `m * k` elements (`[m, k]`, or `[k, m]` with `trans_a`), `b`: `k * n` (`[k, n]`, or
+/// `[n, k]` with `trans_b`), `c`: `m * n`.
+pub fn gemm(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    shape: &GemmShape,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    c: &GpuTensor,
+) -> Result<()> {
+    gemm_bias(ctx, plan, shape, a, b, None, c)
+}
+
+/// [`gemm`] with an optional bias added to every row of C (`bias`: `n` elements), fused into
+/// the store. The dense layer's forward pass.
+pub fn gemm_bias(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    shape: &GemmShape,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    c: &GpuTensor,
+) -> Result<()> {
+    let op = "gemm:gemm";
+    let GemmShape {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+    } = *shape;
+    expect_len(op, "a", a, m * k)?;
+    expect_len(op, "b", b, k * n)?;
+    expect_len(op, "c", c, m * n)?;
+    if let Some(bias) = bias {
+        expect_len(op, "bias", bias, n)?;
+    }
+    expect_separate(op, c, &[a, b])?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    for (what, len) in [("a", a.len), ("b", b.len), ("c", c.len)] {
+        to_u32(&format!("{op} {what} elements"), len)?;
+    }
+
+    // Element strides of op(A), op(B) and C as the WGSL header describes them.
+    let (a_row, a_k) = if trans_a { (1, m) } else { (k, 1) };
+    let (b_k, b_col) = if trans_b { (1, k) } else { (n, 1) };
+    let mut s = [m, n, a_row, a_k, b_k, b_col, n, 1];
+    let mut bias_mode = u32::from(bias.is_some());
+    let (mut lhs, mut rhs) = (a, b);
+
+    // A product with few columns (m x 1: the discriminator's head) fills only a sliver of
+    // each 8 x 256 workgroup tile; computing C^T = op(B)^T op(A)^T instead swaps the roles.
+    if tile_fill(n, m) > tile_fill(m, n) {
+        s = [n, m, b_col, b_k, a_k, a_row, 1, n];
+        bias_mode *= 2;
+        (lhs, rhs) = (b, a);
+    }
+    let [pm, pn, a_row, a_k, b_k, b_col, c_row, c_col] = s;
+
+    let col_groups = pn.div_ceil(GEMM_TILE_N);
+    let tiles = pm.div_ceil(GEMM_TILE_M) * col_groups;
+    let params = Params {
+        m: to_u32(op, pm)?,
+        n: to_u32(op, pn)?,
+        k: to_u32(op, k)?,
+        a_row_stride: to_u32(op, a_row)?,
+        a_k_stride: to_u32(op, a_k)?,
+        b_k_stride: to_u32(op, b_k)?,
+        b_col_stride: to_u32(op, b_col)?,
+        c_row_stride: to_u32(op, c_row)?,
+        c_col_stride: to_u32(op, c_col)?,
+        bias_mode,
+        col_groups: to_u32(op, col_groups)?,
+        tiles: to_u32(op, tiles)?,
+    };
+    let grid = ctx.grid(op, tiles as u64)?;
+    let bindings = [
+        (1, lhs.into()),
+        (2, rhs.into()),
+        (3, bias.unwrap_or(rhs).into()),
+        (4, c.into()),
+    ];
+    plan.push(ctx.dispatch(Shader::Gemm, "gemm", &params, &bindings, grid)?);
+    Ok(())
+}

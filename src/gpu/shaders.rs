@@ -1,0 +1,116 @@
+//! The registry of WGSL sources. Every kernel family has one file `shaders/<family>.wgsl`,
+//! embedded at compile time; families that draw random numbers get `shaders/philox.wgsl`
+//! prepended, so the generator exists once and matches `src/rng.rs` bit for bit.
+
+use crate::error::{Error, Result};
+
+/// Philox4x32-10 and the normal transform, shared with `src/rng.rs`.
+const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
+
+/// One kernel family: one WGSL file, one launcher module under `src/gpu/ops/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Shader {
+    Gemm,
+    Conv2d,
+    Bias,
+    BatchNorm,
+    Activation,
+    Loss,
+    Dropout,
+    Adam,
+    Permute,
+    Random,
+}
+
+impl Shader {
+    /// Every family in the registry.
+    pub const ALL: [Shader; 10] = [
+        Shader::Gemm,
+        Shader::Conv2d,
+        Shader::Bias,
+        Shader::BatchNorm,
+        Shader::Activation,
+        Shader::Loss,
+        Shader::Dropout,
+        Shader::Adam,
+        Shader::Permute,
+        Shader::Random,
+    ];
+
+    /// The file stem, also the first half of every GPU object label (`"batchnorm:normalize"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Shader::Gemm => "gemm",
+            Shader::Conv2d => "conv2d",
+            Shader::Bias => "bias",
+            Shader::BatchNorm => "batchnorm",
+            Shader::Activation => "activation",
+            Shader::Loss => "loss",
+            Shader::Dropout => "dropout",
+            Shader::Adam => "adam",
+            Shader::Permute => "permute",
+            Shader::Random => "random",
+        }
+    }
+
+    /// Whether `philox.wgsl` is prepended to this family's source.
+    pub fn uses_random(self) -> bool {
+        matches!(self, Shader::Dropout | Shader::Random)
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Shader::Gemm => include_str!("../../shaders/gemm.wgsl"),
+            Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Shader::Bias => include_str!("../../shaders/bias.wgsl"),
+            Shader::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
+            Shader::Activation => include_str!("../../shaders/activation.wgsl"),
+            Shader::Loss => include_str!("../../shaders/loss.wgsl"),
+            Shader::Dropout => include_str!("../../shaders/dropout.wgsl"),
+            Shader::Adam => include_str!("../../shaders/adam.wgsl"),
+            Shader::Permute => include_str!("../../shaders/permute.wgsl"),
+            Shader::Random => include_str!("../../shaders/random.wgsl"),
+        }
+    }
+
+    /// The source as compiled: the family's file, after `philox.wgsl` where it draws random
+    /// numbers.
+    pub fn source(self) -> String {
+        if self.uses_random() {
+            format!("{PHILOX}\n{}", self.body())
+        } else {
+            self.body().to_string()
+        }
+    }
+
+    /// Names of the compute entry points in this family's source, in source order, read
+    /// with naga so the list can never drift from the WGSL.
+    pub fn entry_points(self) -> Result<Vec<String>> {
+        let module = naga::front::wgsl::parse_str(&self.source()).map_err(|e| Error::Gpu {
+            label: format!("{}.wgsl", self.name()),
+            message: e.emit_to_string(&self.source()),
+        })?;
+        Ok(module
+            .entry_points
+            .iter()
+            .filter(|ep| ep.stage == naga::ShaderStage::Compute)
+            .map(|ep| ep.name.clone())
+            .collect())
+    }
+}
+
+/// `(file name, assembled source)` of every family, for validating them without a GPU.
+pub fn all_sources() -> Vec<(&'static str, String)> {
+    Shader::ALL.iter().map(|s| (s.name(), s.source())).collect()
+}
+
+/// Every `(family, entry point)` pipeline the registry can build.
+pub fn all_pipelines() -> Result<Vec<(Shader, String)>> {
+    let mut out = Vec::new();
+    for shader in Shader::ALL {
+        for entry in shader.entry_points()? {
+            out.push((shader, entry));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,93 @@
+//! Every WGSL source in the registry, as compiled (philox.wgsl prepended where used), parses
+//! and validates with naga, and agrees with its Rust launcher on layout. No GPU needed.
+
+use gan_gpu::gpu::ops::{WORKGROUP_SIZE, params_layouts};
+use gan_gpu::gpu::{Shader, all_sources};
+use gan_gpu::shapes::StepConstants;
+
+fn parse(name: &str, source: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(source)))
+}
+
+/// Size in bytes of the WGSL struct called `name`, if the module declares one.
+fn struct_size(module: &naga::Module, name: &str) -> Option<u32> {
+    module.types.iter().find_map(|(_, ty)| match &ty.inner {
+        naga::TypeInner::Struct { span, .. } if ty.name.as_deref() == Some(name) => Some(*span),
+        _ => None,
+    })
+}
+
+#[test]
+fn every_registered_shader_parses_and_validates() {
+    let sources = all_sources();
+    assert_eq!(sources.len(), Shader::ALL.len());
+    for (name, source) in sources {
+        let module = parse(name, &source);
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        );
+        if let Err(e) = validator.validate(&module) {
+            panic!(
+                "{name}.wgsl does not validate:\n{}",
+                e.emit_to_string(&source)
+            );
+        }
+        assert!(
+            module
+                .entry_points
+                .iter()
+                .any(|ep| ep.stage == naga::ShaderStage::Compute),
+            "{name}.wgsl has no compute entry point"
+        );
+    }
+}
+
+#[test]
+fn random_families_include_philox() {
+    for shader in Shader::ALL {
+        let has_philox = shader.source().contains("fn philox4x32(");
+        assert_eq!(has_philox, shader.uses_random(), "{}.wgsl", shader.name());
+    }
+}
+
+#[test]
+fn element_wise_and_reduction_kernels_use_the_shared_workgroup_size() {
+    for (shader, _) in params_layouts() {
+        let module = parse(shader.name(), &shader.source());
+        for ep in &module.entry_points {
+            assert_eq!(
+                ep.workgroup_size,
+                [WORKGROUP_SIZE, 1, 1],
+                "{}:{} must use ops::WORKGROUP_SIZE, which the launchers size grids with",
+                shader.name(),
+                ep.name
+            );
+        }
+    }
+}
+
+#[test]
+fn params_structs_match_their_rust_mirrors() {
+    for (shader, rust_size) in params_layouts() {
+        let module = parse(shader.name(), &shader.source());
+        let wgsl_size = struct_size(&module, "Params")
+            .unwrap_or_else(|| panic!("{}.wgsl declares no `struct Params`", shader.name()));
+        assert_eq!(
+            wgsl_size as usize,
+            rust_size,
+            "{}.wgsl Params is {wgsl_size} bytes, its Rust mirror {rust_size}",
+            shader.name()
+        );
+
+        if let Some(size) = struct_size(&module, "StepConstants") {
+            assert_eq!(
+                size as usize,
+                std::mem::size_of::<StepConstants>(),
+                "{}.wgsl StepConstants differs from shapes::StepConstants",
+                shader.name()
+            );
+        }
+    }
+}
