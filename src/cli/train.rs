@@ -50,7 +50,8 @@ pub struct TrainArgs {
     /// Reuse an --out folder that already holds a run (its files are overwritten).
     #[arg(long)]
     pub force: bool,
-    /// Random seed for initial weights, batches, noise and dropout [default: from the clock].
+    /// Random seed for initial weights, batches, noise and dropout [default: random,
+    /// recorded in run.json].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Adam learning rate (both models).
@@ -104,7 +105,7 @@ const METRICS_HEADER: &str =
 
 pub fn run(args: TrainArgs, verbose: bool) -> anyhow::Result<()> {
     validate(&args)?;
-    let seed = args.seed.unwrap_or_else(seed_from_clock);
+    let seed = args.seed.unwrap_or_else(fresh_seed);
     prepare_out_dir(&args.out, args.force)?;
 
     // Data, then the trainer on the chosen device.
@@ -261,9 +262,10 @@ fn validate(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn seed_from_clock() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map(|d| d.as_nanos() as u64).unwrap_or(0)
+/// A fresh seed from the operating system's entropy; `run.json` records it so the run can
+/// be repeated.
+fn fresh_seed() -> u64 {
+    rand::random()
 }
 
 /// Refuses to mix two runs in one folder unless asked to.

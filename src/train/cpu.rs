@@ -8,7 +8,7 @@ use crate::rng::{dropout_scale, streams};
 use crate::shapes::{StepConstants, adam_slot};
 use crate::{Error, Result};
 
-use super::{StepInputs, StepMetrics, Trainer, adam_steps};
+use super::{Half, StepInputs, StepMetrics, TrainState, Trainer, adam_steps};
 
 /// G's parameter indices in `Weights::g` (see `model::generator_specs`).
 mod gi {
@@ -79,15 +79,20 @@ impl CpuTrainer {
     /// `images` holds the training set's pixels, `IMAGE_LEN` bytes per image; it may be empty
     /// when every step's inputs are injected.
     pub fn new(cfg: ModelConfig, weights: Weights, seed: u64, images: Vec<u8>) -> Self {
+        Self::from_state(cfg, TrainState::fresh(weights), seed, images)
+    }
+
+    /// Continues from `state` (e.g. a checkpoint's) with the same seed it was trained with.
+    pub fn from_state(cfg: ModelConfig, state: TrainState, seed: u64, images: Vec<u8>) -> Self {
         CpuTrainer {
-            g_m: TensorSet::zeros(weights.g.specs.clone()),
-            g_v: TensorSet::zeros(weights.g.specs.clone()),
-            d_m: TensorSet::zeros(weights.d.specs.clone()),
-            d_v: TensorSet::zeros(weights.d.specs.clone()),
+            g_m: state.g_m,
+            g_v: state.g_v,
+            d_m: state.d_m,
+            d_v: state.d_v,
             cfg,
-            weights,
+            weights: state.weights,
             seed,
-            step: 0,
+            step: state.step,
             images,
             last: StepMetrics::default(),
         }
@@ -463,6 +468,13 @@ impl CpuTrainer {
         check_len("real batch", inputs.real.len(), n * IMAGE_LEN)?;
         check_len("noise_d", inputs.noise_d.len(), n * self.cfg.latent_dim)?;
         check_len("noise_g", inputs.noise_g.len(), n * self.cfg.latent_dim)?;
+        self.run_d_half(inputs);
+        self.run_g_half(inputs);
+        Ok(())
+    }
+
+    /// G's fakes, then D's two updates; fills the D half of `self.last`.
+    fn run_d_half(&mut self, inputs: &StepInputs) {
         let lr_t = self.constants().lr_t;
 
         // Fakes for D, with G's BatchNorm in the configured mode.
@@ -486,7 +498,16 @@ impl CpuTrainer {
             lr_t[adam_slot::D_FAKE as usize],
         );
 
-        // G update through the frozen D.
+        self.last.d_loss_real = d_loss_real;
+        self.last.d_loss_fake = d_loss_fake;
+        self.last.d_acc_real = d_acc_real;
+        self.last.d_acc_fake = d_acc_fake;
+    }
+
+    /// G's update through the frozen D; fills `self.last.g_loss` and advances the step.
+    fn run_g_half(&mut self, inputs: &StepInputs) {
+        let n = self.cfg.batch;
+        let lr_t = self.constants().lr_t;
         let g_fwd = self.g_forward(&inputs.noise_g, BnMode::Training);
         let d_fwd = self.d_forward(&g_fwd.out, streams::DROPOUT_G_STEP);
         let ones = vec![1.0; n];
@@ -505,15 +526,8 @@ impl CpuTrainer {
             &mut self.g_v,
         );
 
-        self.last = StepMetrics {
-            d_loss_real,
-            d_loss_fake,
-            d_acc_real,
-            d_acc_fake,
-            g_loss: bce.loss,
-        };
+        self.last.g_loss = bce.loss;
         self.step += 1;
-        Ok(())
     }
 }
 
@@ -557,6 +571,16 @@ impl Trainer for CpuTrainer {
         self.run_step(inputs)
     }
 
+    fn half_step(&mut self, half: Half) -> Result<()> {
+        // The draws are counter-based, so drawing again for the G half gives the same inputs.
+        let inputs = self.draw_inputs()?;
+        match half {
+            Half::Discriminator => self.run_d_half(&inputs),
+            Half::Generator => self.run_g_half(&inputs),
+        }
+        Ok(())
+    }
+
     fn metrics(&mut self) -> Result<StepMetrics> {
         Ok(self.last)
     }
@@ -568,6 +592,17 @@ impl Trainer for CpuTrainer {
 
     fn weights(&mut self) -> Result<Weights> {
         Ok(self.weights.clone())
+    }
+
+    fn state(&mut self) -> Result<TrainState> {
+        Ok(TrainState {
+            weights: self.weights.clone(),
+            g_m: self.g_m.clone(),
+            g_v: self.g_v.clone(),
+            d_m: self.d_m.clone(),
+            d_v: self.d_v.clone(),
+            step: self.step,
+        })
     }
 
     fn steps_done(&self) -> u64 {

@@ -13,7 +13,7 @@ use crate::rng::{dropout_scale, streams};
 use crate::shapes::{StepConstants, adam_slot};
 use crate::{Error, Result};
 
-use super::{StepInputs, StepMetrics, Trainer, adam_steps};
+use super::{Half, StepInputs, StepMetrics, TrainState, Trainer, adam_steps};
 
 /// Steps allowed in flight before the CPU waits, so progress, ETA and Ctrl-C stay honest.
 const MAX_IN_FLIGHT: usize = 2;
@@ -28,17 +28,20 @@ struct ModelBuffers {
 }
 
 impl ModelBuffers {
-    fn new(ctx: &GpuContext, name: &str, set: &TensorSet) -> Self {
+    fn new(ctx: &GpuContext, name: &str, set: &TensorSet, m: &TensorSet, v: &TensorSet) -> Self {
         let lens = set.lens();
-        let param = arena(ctx, &format!("{name}.param"), &lens);
-        for (t, data) in param.1.iter().zip(&set.data) {
-            ctx.write(t, data);
-        }
+        let filled = |what: &str, values: &TensorSet| {
+            let arena = arena(ctx, &format!("{name}.{what}"), &lens);
+            for (t, data) in arena.1.iter().zip(&values.data) {
+                ctx.write(t, data);
+            }
+            arena
+        };
         ModelBuffers {
-            param,
+            param: filled("param", set),
             grad: arena(ctx, &format!("{name}.grad"), &lens),
-            m: arena(ctx, &format!("{name}.adam_m"), &lens),
-            v: arena(ctx, &format!("{name}.adam_v"), &lens),
+            m: filled("adam_m", m),
+            v: filled("adam_v", v),
         }
     }
 
@@ -207,9 +210,24 @@ impl GpuTrainer {
         images: &[u8],
         sample_count: usize,
     ) -> Result<Self> {
+        let state = TrainState::fresh(weights.clone());
+        Self::from_state(ctx, cfg, &state, seed, images, sample_count)
+    }
+
+    /// Like [`GpuTrainer::new`], continuing from `state` (e.g. a checkpoint's) with the seed
+    /// it was trained with.
+    pub fn from_state(
+        ctx: GpuContext,
+        cfg: ModelConfig,
+        state: &TrainState,
+        seed: u64,
+        images: &[u8],
+        sample_count: usize,
+    ) -> Result<Self> {
         let n = cfg.batch;
-        let g = ModelBuffers::new(&ctx, "g", &weights.g);
-        let d = ModelBuffers::new(&ctx, "d", &weights.d);
+        let weights = &state.weights;
+        let g = ModelBuffers::new(&ctx, "g", &weights.g, &state.g_m, &state.g_v);
+        let d = ModelBuffers::new(&ctx, "d", &weights.d, &state.d_m, &state.d_v);
         let g_state = arena(&ctx, "g.bn_running", &weights.g_state.lens());
         for (t, data) in g_state.1.iter().zip(&weights.g_state.data) {
             ctx.write(t, data);
@@ -232,7 +250,7 @@ impl GpuTrainer {
             ctx,
             cfg,
             seed,
-            step: 0,
+            step: state.step,
             g,
             g_state,
             d,
@@ -713,23 +731,41 @@ impl GpuTrainer {
 
     /// Submits one step: the step uniform, then one command buffer.
     fn submit_step(&mut self) -> Result<()> {
+        self.submit_half(Half::Discriminator, true)
+    }
+
+    /// Writes the current step's uniform and submits the plans of `half` (and of the G half
+    /// after it when `through`) as one command buffer, keeping at most `MAX_IN_FLIGHT`
+    /// submissions outstanding. Advances the step once the G half is submitted.
+    fn submit_half(&mut self, half: Half, through: bool) -> Result<()> {
         while self.in_flight.len() >= MAX_IN_FLIGHT {
             if let Some(index) = self.in_flight.pop_front() {
                 self.ctx.wait(index)?;
             }
         }
-        self.ctx
-            .write_step_uniform(&self.step_uniform, &self.constants());
-        let plans = [
-            &self.draw_inputs,
-            &self.d_updates,
-            &self.draw_noise_g,
-            &self.g_update,
-        ];
+        let constants = self.constants();
+        self.ctx.write_step_uniform(&self.step_uniform, &constants);
+        let d_half = [&self.draw_inputs, &self.d_updates];
+        let g_half = [&self.draw_noise_g, &self.g_update];
+        let plans: Vec<&Plan> = match (half, through) {
+            (Half::Discriminator, true) => d_half.into_iter().chain(g_half).collect(),
+            (Half::Discriminator, false) => d_half.to_vec(),
+            (Half::Generator, _) => g_half.to_vec(),
+        };
         let index = self.ctx.submit(&plans)?;
         self.in_flight.push_back(index);
-        self.step += 1;
+        if half == Half::Generator || through {
+            self.step += 1;
+        }
         Ok(())
+    }
+
+    fn read_model(&self, set: &TensorSet, m: &ModelBuffers) -> Result<[TensorSet; 3]> {
+        Ok([
+            self.read_set(set, &m.param.1)?,
+            self.read_set(set, &m.m.1)?,
+            self.read_set(set, &m.v.1)?,
+        ])
     }
 
     fn read_set(&self, specs: &TensorSet, parts: &[GpuTensor]) -> Result<TensorSet> {
@@ -757,6 +793,10 @@ fn adam(
 impl Trainer for GpuTrainer {
     fn step(&mut self) -> Result<()> {
         self.submit_step()
+    }
+
+    fn half_step(&mut self, half: Half) -> Result<()> {
+        self.submit_half(half, false)
     }
 
     fn step_with(&mut self, inputs: &StepInputs) -> Result<()> {
@@ -828,6 +868,20 @@ impl Trainer for GpuTrainer {
             g: self.read_set(&g, &self.g.param.1)?,
             g_state: self.read_set(&g_state, &self.g_state.1)?,
             d: self.read_set(&d, &self.d.param.1)?,
+        })
+    }
+
+    fn state(&mut self) -> Result<TrainState> {
+        let weights = self.weights()?;
+        let [_, g_m, g_v] = self.read_model(&weights.g, &self.g)?;
+        let [_, d_m, d_v] = self.read_model(&weights.d, &self.d)?;
+        Ok(TrainState {
+            weights,
+            g_m,
+            g_v,
+            d_m,
+            d_v,
+            step: self.step,
         })
     }
 

@@ -13,7 +13,7 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::Result;
-use crate::model::Weights;
+use crate::model::{TensorSet, Weights};
 
 /// The numbers a step reports, each measured before that update's weight change.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -54,10 +54,50 @@ pub struct StepInputs {
     pub noise_g: Vec<f32>,
 }
 
+/// Everything a run needs to continue exactly where it stopped. The random streams are
+/// counter-based (seed, step, element), so the seed and `step` stand in for a generator state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainState {
+    pub weights: Weights,
+    /// Adam's first and second moments, shaped like `weights.g` and `weights.d`.
+    pub g_m: TensorSet,
+    pub g_v: TensorSet,
+    pub d_m: TensorSet,
+    pub d_v: TensorSet,
+    /// Steps completed; Adam's step counts follow from it (see [`adam_steps`]).
+    pub step: u64,
+}
+
+impl TrainState {
+    /// The state before the first step: the given weights and zero moments.
+    pub fn fresh(weights: Weights) -> Self {
+        TrainState {
+            g_m: TensorSet::zeros(weights.g.specs.clone()),
+            g_v: TensorSet::zeros(weights.g.specs.clone()),
+            d_m: TensorSet::zeros(weights.d.specs.clone()),
+            d_v: TensorSet::zeros(weights.d.specs.clone()),
+            weights,
+            step: 0,
+        }
+    }
+}
+
+/// The two halves of a step. A step is the D half followed by the G half; running them one
+/// at a time lets a caller look at the state in between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Half {
+    /// Draw the real batch and D's noise, make the fakes, update D twice.
+    Discriminator,
+    /// Draw G's noise and update G through the frozen D; the step count then advances.
+    Generator,
+}
+
 /// What the command line needs from either device.
 pub trait Trainer {
     /// Runs one step with inputs drawn from the random streams.
     fn step(&mut self) -> Result<()>;
+    /// Runs one half of the current step with inputs drawn from the random streams.
+    fn half_step(&mut self, half: Half) -> Result<()>;
     /// Runs one step on the given inputs.
     fn step_with(&mut self, inputs: &StepInputs) -> Result<()>;
     /// The metrics of the most recent step (on the GPU this waits for it and reads back).
@@ -67,6 +107,8 @@ pub trait Trainer {
     fn generate(&mut self, latent: &[f32]) -> Result<Vec<f32>>;
     /// All weights and running statistics as they are now.
     fn weights(&mut self) -> Result<Weights>;
+    /// Weights, running statistics, Adam moments and step count as they are now.
+    fn state(&mut self) -> Result<TrainState>;
     /// Steps completed.
     fn steps_done(&self) -> u64;
     /// CPU<->GPU bytes moved so far (0 on the CPU).
