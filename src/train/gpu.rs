@@ -286,6 +286,52 @@ impl GpuTrainer {
         &self.ctx
     }
 
+    /// Every dispatch of the step, in order: its label and the number of workgroups.
+    pub fn step_dispatches(&self) -> Vec<(String, [u32; 3])> {
+        self.step_plans()
+            .iter()
+            .flat_map(|p| p.dispatches())
+            .map(|d| (d.label.clone(), d.workgroups))
+            .collect()
+    }
+
+    /// Wall-clock time of each dispatch of the step run alone (`repeats` times after one
+    /// warm-up, median), in step order. Rerunning dispatches out of turn changes the weights,
+    /// so the trainer should not be trained further afterwards.
+    pub fn time_step_dispatches(&mut self, repeats: usize) -> Result<Vec<(String, f64)>> {
+        let dispatches: Vec<_> = self
+            .step_plans()
+            .iter()
+            .flat_map(|p| p.dispatches().iter().cloned())
+            .collect();
+        let mut times = Vec::with_capacity(dispatches.len());
+        for d in dispatches {
+            let mut plan = Plan::labelled(&d.label);
+            plan.push(d.clone());
+            self.ctx.run(&[&plan])?;
+            let mut samples: Vec<f64> = (0..repeats.max(1))
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    self.ctx
+                        .run(&[&plan])
+                        .map(|_| start.elapsed().as_secs_f64())
+                })
+                .collect::<Result<_>>()?;
+            samples.sort_by(f64::total_cmp);
+            times.push((d.label, samples[samples.len() / 2]));
+        }
+        Ok(times)
+    }
+
+    fn step_plans(&self) -> [&Plan; 4] {
+        [
+            &self.draw_inputs,
+            &self.d_updates,
+            &self.draw_noise_g,
+            &self.g_update,
+        ]
+    }
+
     fn record_inputs(&self, dataset: &GpuTensor, count: usize) -> Result<Plan> {
         let ctx = &self.ctx;
         let mut plan = Plan::new();
