@@ -75,6 +75,8 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     /// The limits the device was created with.
     pub limits: wgpu::Limits,
+    /// Whether launchers pick the subgroup variants of their kernels.
+    subgroups: bool,
     poll_timeout: Duration,
     shared: Arc<Shared>,
 }
@@ -192,9 +194,19 @@ impl GpuContext {
         let adapter = select(enumerate(&instance()), selector)?;
         let info = adapter.get_info();
         let required_limits = limits.unwrap_or_else(|| adapter.limits());
+        // The subgroup kernels broadcast from eight invocations and run 64 per workgroup.
+        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size >= 8
+            && info.subgroup_max_size <= 64;
+        let required_features = if subgroups {
+            wgpu::Features::SUBGROUP
+        } else {
+            wgpu::Features::empty()
+        };
 
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("gan-gpu"),
+            required_features,
             required_limits,
             ..Default::default()
         };
@@ -232,6 +244,17 @@ impl GpuContext {
             limits.max_compute_workgroup_storage_size >> 10,
             limits.max_storage_buffers_per_shader_stage
         );
+        log::info!(
+            "subgroup kernels: {}",
+            if subgroups {
+                format!(
+                    "on (subgroup size {}..{})",
+                    info.subgroup_min_size, info.subgroup_max_size
+                )
+            } else {
+                "off (the adapter has no subgroups of 8 or more)".to_string()
+            }
+        );
         if info.device_type == wgpu::DeviceType::Cpu {
             log::warn!(
                 "{} is a software rasterizer: expect training to be slow",
@@ -244,6 +267,7 @@ impl GpuContext {
             queue,
             info,
             limits,
+            subgroups,
             poll_timeout: DEFAULT_POLL_TIMEOUT,
             shared: Arc::new(Shared {
                 modules: Mutex::new(HashMap::new()),
@@ -255,6 +279,21 @@ impl GpuContext {
                 submits: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Whether launchers use the subgroup variants of their kernels (same results, bit for
+    /// bit; fewer loads).
+    pub fn subgroup_kernels(&self) -> bool {
+        self.subgroups
+    }
+
+    /// A clone (same device, caches and counters) whose launchers use only the kernels that
+    /// need no subgroups, so that both variants can be run and compared on one device.
+    pub fn without_subgroup_kernels(&self) -> GpuContext {
+        GpuContext {
+            subgroups: false,
+            ..self.clone()
+        }
     }
 
     /// Whether the adapter is a CPU implementation (lavapipe, WARP, SwiftShader).

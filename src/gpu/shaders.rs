@@ -1,6 +1,7 @@
 //! The registry of WGSL sources. Every kernel family has one file `shaders/<family>.wgsl`,
 //! embedded at compile time; families that draw random numbers get `shaders/philox.wgsl`
-//! prepended, so the generator exists once and matches `src/rng.rs` bit for bit.
+//! prepended, so the generator exists once and matches `src/rng.rs` bit for bit, and the
+//! subgroup variants of a family get that family's file prepended for its helpers.
 
 use crate::error::{Error, Result};
 
@@ -12,6 +13,8 @@ const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
 pub enum Shader {
     Gemm,
     Conv2d,
+    /// `conv2d.wgsl` plus `conv2d_subgroup.wgsl`; only on devices with subgroup operations.
+    Conv2dSubgroup,
     Bias,
     BatchNorm,
     Activation,
@@ -24,9 +27,10 @@ pub enum Shader {
 
 impl Shader {
     /// Every family in the registry.
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 11] = [
         Shader::Gemm,
         Shader::Conv2d,
+        Shader::Conv2dSubgroup,
         Shader::Bias,
         Shader::BatchNorm,
         Shader::Activation,
@@ -42,6 +46,7 @@ impl Shader {
         match self {
             Shader::Gemm => "gemm",
             Shader::Conv2d => "conv2d",
+            Shader::Conv2dSubgroup => "conv2d_subgroup",
             Shader::Bias => "bias",
             Shader::BatchNorm => "batchnorm",
             Shader::Activation => "activation",
@@ -58,10 +63,34 @@ impl Shader {
         matches!(self, Shader::Dropout | Shader::Random)
     }
 
+    /// Whether the family needs `wgpu::Features::SUBGROUP` (and a subgroup size of 8 or more).
+    pub fn needs_subgroups(self) -> bool {
+        matches!(self, Shader::Conv2dSubgroup)
+    }
+
+    /// The naga capabilities its source needs to validate.
+    pub fn naga_capabilities(self) -> naga::valid::Capabilities {
+        if self.needs_subgroups() {
+            naga::valid::Capabilities::SUBGROUP
+        } else {
+            naga::valid::Capabilities::default()
+        }
+    }
+
+    /// What is prepended to the family's own file.
+    fn prelude(self) -> Option<&'static str> {
+        match self {
+            _ if self.uses_random() => Some(PHILOX),
+            Shader::Conv2dSubgroup => Some(Shader::Conv2d.body()),
+            _ => None,
+        }
+    }
+
     fn body(self) -> &'static str {
         match self {
             Shader::Gemm => include_str!("../../shaders/gemm.wgsl"),
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
             Shader::Bias => include_str!("../../shaders/bias.wgsl"),
             Shader::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),
@@ -74,17 +103,16 @@ impl Shader {
     }
 
     /// The source as compiled: the family's file, after `philox.wgsl` where it draws random
-    /// numbers.
+    /// numbers and after the base family's file for a subgroup variant.
     pub fn source(self) -> String {
-        if self.uses_random() {
-            format!("{PHILOX}\n{}", self.body())
-        } else {
-            self.body().to_string()
+        match self.prelude() {
+            Some(prelude) => format!("{prelude}\n{}", self.body()),
+            None => self.body().to_string(),
         }
     }
 
-    /// Names of the compute entry points in this family's source, in source order, read
-    /// with naga so the list can never drift from the WGSL.
+    /// Names of the compute entry points of this family's own file (not its prelude's), in
+    /// source order, read with naga so the list can never drift from the WGSL.
     pub fn entry_points(self) -> Result<Vec<String>> {
         let module = naga::front::wgsl::parse_str(&self.source()).map_err(|e| Error::Gpu {
             label: format!("{}.wgsl", self.name()),
@@ -94,6 +122,7 @@ impl Shader {
             .entry_points
             .iter()
             .filter(|ep| ep.stage == naga::ShaderStage::Compute)
+            .filter(|ep| self.body().contains(&format!("fn {}(", ep.name)))
             .map(|ep| ep.name.clone())
             .collect())
     }

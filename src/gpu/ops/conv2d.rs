@@ -14,6 +14,10 @@ pub const CONV_WORKGROUP_SIZE: usize = 64;
 /// Rows (channels or taps) of one workgroup tile (`TILE_M` in the WGSL).
 pub const CONV_TILE_M: usize = 8;
 
+/// Rows of one workgroup tile of the subgroup variants (`SG_ROWS` in
+/// shaders/conv2d_subgroup.wgsl), picked when the device has subgroups.
+pub const CONV_SG_TILE_M: usize = 16;
+
 /// Columns (pixels or taps) of one workgroup tile (`TILE_N` in the WGSL): 4 per invocation.
 pub const CONV_TILE_N: usize = 256;
 
@@ -57,6 +61,20 @@ struct Params {
     chunks: u32,
     /// Elements of the weight.
     weight_len: u32,
+}
+
+/// The kernel for `entry` on this device, and the rows of its tile: the subgroup variant
+/// where the device has subgroups (same sums in the same order, fewer loads).
+fn variant(ctx: &GpuContext, entry: &str) -> (Shader, String, usize) {
+    if ctx.subgroup_kernels() {
+        (
+            Shader::Conv2dSubgroup,
+            format!("{entry}_sg"),
+            CONV_SG_TILE_M,
+        )
+    } else {
+        (Shader::Conv2d, entry.to_string(), CONV_TILE_M)
+    }
 }
 
 /// Size of the `Params` mirror in bytes, for the layout test.
@@ -157,7 +175,8 @@ pub(crate) fn forward_impl(
     }
 
     // Rows: output channels; columns: output pixels.
-    let row_groups = g.out_channels.div_ceil(CONV_TILE_M);
+    let (shader, entry, tile_m) = variant(ctx, "forward");
+    let row_groups = g.out_channels.div_ceil(tile_m);
     let col_groups = pixels.div_ceil(CONV_TILE_N);
     let tiles = row_groups * col_groups;
     params.has_bias = u32::from(b.is_some());
@@ -172,7 +191,7 @@ pub(crate) fn forward_impl(
         (3, b.unwrap_or(w).into()),
         (5, y.1.into()),
     ];
-    plan.push(ctx.dispatch(Shader::Conv2d, "forward", &params, &bindings, grid)?);
+    plan.push(ctx.dispatch(shader, &entry, &params, &bindings, grid)?);
     Ok(())
 }
 
@@ -226,7 +245,8 @@ pub(crate) fn backward_input_impl(
     // columns: the pixels of the largest class, (0, 0).
     let classes = g.stride_h * g.stride_w;
     let class_pixels = g.batch * g.in_h.div_ceil(g.stride_h) * g.in_w.div_ceil(g.stride_w);
-    let row_groups = g.in_channels.div_ceil(CONV_TILE_M);
+    let (shader, entry, tile_m) = variant(ctx, "backward_input");
+    let row_groups = g.in_channels.div_ceil(tile_m);
     let col_groups = class_pixels.div_ceil(CONV_TILE_N);
     let tiles = classes * row_groups * col_groups;
     params.has_bias = u32::from(bias.is_some());
@@ -241,7 +261,7 @@ pub(crate) fn backward_input_impl(
         (4, dy.1.into()),
         (5, dx.1.into()),
     ];
-    plan.push(ctx.dispatch(Shader::Conv2d, "backward_input", &params, &bindings, grid)?);
+    plan.push(ctx.dispatch(shader, &entry, &params, &bindings, grid)?);
     Ok(())
 }
 
@@ -339,22 +359,28 @@ pub(crate) fn backward_weight_impl(
 
     let max_binding = (ctx.limits.max_storage_buffer_binding_size / 4) as usize;
     let launch = weight_launch(g, MAX_PARTIAL_ELEMENTS.min(max_binding));
-    let tiles = launch.chunks * launch.row_groups * launch.col_groups;
-    params.row_groups = to_u32(op, launch.row_groups)?;
+    // The chunking never depends on the variant, so both give the same sums in the same order.
+    let (shader, entry, row_groups) = if launch.narrow {
+        (
+            Shader::Conv2d,
+            "backward_weight_narrow".to_string(),
+            launch.row_groups,
+        )
+    } else {
+        let (shader, entry, tile_m) = variant(ctx, "backward_weight");
+        (shader, entry, g.out_channels.div_ceil(tile_m))
+    };
+    let tiles = launch.chunks * row_groups * launch.col_groups;
+    params.row_groups = to_u32(op, row_groups)?;
     params.col_groups = to_u32(op, launch.col_groups)?;
     params.tiles = to_u32(op, tiles)?;
     params.chunks = to_u32(op, launch.chunks)?;
     params.chunk_len = to_u32(op, launch.chunk_len)?;
-    let entry = if launch.narrow {
-        "backward_weight_narrow"
-    } else {
-        "backward_weight"
-    };
     let grid = ctx.grid(op, tiles as u64)?;
 
     if launch.chunks == 1 {
         let bindings = [(1, x.1.into()), (4, dy.1.into()), (5, dw.into())];
-        plan.push(ctx.dispatch(Shader::Conv2d, entry, &params, &bindings, grid)?);
+        plan.push(ctx.dispatch(shader, &entry, &params, &bindings, grid)?);
         return Ok(());
     }
 
@@ -363,7 +389,7 @@ pub(crate) fn backward_weight_impl(
     to_u32(op, partial_len)?;
     let partial = ctx.storage("conv2d:backward_weight partial sums", partial_len);
     let bindings = [(1, x.1.into()), (4, dy.1.into()), (5, (&partial).into())];
-    plan.push(ctx.dispatch(Shader::Conv2d, entry, &params, &bindings, grid)?);
+    plan.push(ctx.dispatch(shader, &entry, &params, &bindings, grid)?);
 
     let groups = (g.weight_len() as u64).div_ceil(CONV_WORKGROUP_SIZE as u64);
     let grid = ctx.grid(op, groups)?;
