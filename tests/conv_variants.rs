@@ -8,7 +8,7 @@
 
 mod common;
 
-use gan_gpu::gpu::{GpuContext, GpuTensor, Plan, ops};
+use gan_gpu::gpu::{GpuContext, GpuTensor, KernelSet, Plan, ops};
 use gan_gpu::rng;
 use gan_gpu::shapes::Conv2dGeometry;
 
@@ -67,6 +67,8 @@ fn subgroup_kernels_give_the_plain_kernels_bits() {
         );
         return;
     }
+    // Both on the direct kernels; the uniform-window ones sum in another order.
+    let ctx = ctx.with_kernel_set(KernelSet::Direct).unwrap();
     let plain = ctx.without_subgroup_kernels();
     for (i, g) in geometries().iter().enumerate() {
         let tag = 10 * i as u32;

@@ -9,6 +9,7 @@ mod common;
 
 use common::golden::assert_close;
 use common::gpu::context;
+use gan_gpu::gpu::ops::gemm_uniform::GEMM_UNIFORM_PARAMS_SIZE;
 use gan_gpu::gpu::ops::{self, CONV2D_PARAMS_SIZE, GEMM_PARAMS_SIZE};
 use gan_gpu::gpu::{GpuContext, GpuTensor, Plan, Shader};
 use gan_gpu::shapes::{Conv2dGeometry, GemmShape};
@@ -442,9 +443,11 @@ fn matmul_and_conv_ops_reject_mismatched_lengths() {
 
 #[test]
 fn gemm_and_conv2d_params_match_their_wgsl_structs() {
+    // (Shader::Pack's Params is checked with the element-wise families.)
     for (shader, rust_size) in [
         (Shader::Gemm, GEMM_PARAMS_SIZE),
         (Shader::Conv2d, CONV2D_PARAMS_SIZE),
+        (Shader::GemmUniform, GEMM_UNIFORM_PARAMS_SIZE),
     ] {
         let source = shader.source();
         let module = naga::front::wgsl::parse_str(&source).expect("the registry's WGSL parses");

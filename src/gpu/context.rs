@@ -33,6 +33,33 @@ pub enum Bind<'a> {
     Tensor(&'a GpuTensor),
     /// A whole uniform buffer, e.g. the per-step [`StepConstants`].
     Uniform(&'a wgpu::Buffer),
+    /// A 64 KiB uniform window of a tensor made by [`GpuContext::uniform_storage`],
+    /// starting `offset` bytes into its buffer.
+    Window(&'a GpuTensor, u64),
+}
+
+/// Bytes of one uniform window: the most one uniform binding may cover under WebGPU's
+/// default limits.
+pub const UNIFORM_WINDOW_BYTES: u64 = 64 << 10;
+
+/// How the compute-heavy ops (GEMM, convolutions) are carried out on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelSet {
+    /// Register-tiled kernels reading storage buffers directly.
+    Direct,
+    /// Operands packed into uniform windows for `gemm_uniform` (needs subgroups): on CPU
+    /// drivers a uniform load is one vector gather where a storage load is one scalar load
+    /// per invocation.
+    UniformWindows,
+}
+
+impl KernelSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelSet::Direct => "direct",
+            KernelSet::UniformWindows => "uniform-windows",
+        }
+    }
 }
 
 impl<'a> From<&'a GpuTensor> for Bind<'a> {
@@ -77,6 +104,8 @@ pub struct GpuContext {
     pub limits: wgpu::Limits,
     /// Whether launchers pick the subgroup variants of their kernels.
     subgroups: bool,
+    /// Which kernels the GEMM and convolution launchers use.
+    kernels: KernelSet,
     poll_timeout: Duration,
     shared: Arc<Shared>,
 }
@@ -262,12 +291,21 @@ impl GpuContext {
             );
         }
 
+        // CPU drivers get the uniform-window kernels; GPUs read storage buffers at full speed.
+        let kernels = if subgroups && info.device_type == wgpu::DeviceType::Cpu {
+            KernelSet::UniformWindows
+        } else {
+            KernelSet::Direct
+        };
+        log::info!("GEMM and convolution kernels: {}", kernels.name());
+
         Ok(GpuContext {
             device,
             queue,
             info,
             limits,
             subgroups,
+            kernels,
             poll_timeout: DEFAULT_POLL_TIMEOUT,
             shared: Arc::new(Shared {
                 modules: Mutex::new(HashMap::new()),
@@ -292,8 +330,30 @@ impl GpuContext {
     pub fn without_subgroup_kernels(&self) -> GpuContext {
         GpuContext {
             subgroups: false,
+            kernels: KernelSet::Direct,
             ..self.clone()
         }
+    }
+
+    /// Which kernels the GEMM and convolution launchers use.
+    pub fn kernel_set(&self) -> KernelSet {
+        self.kernels
+    }
+
+    /// A clone (same device, caches and counters) whose launchers use `kernels`. Fails when
+    /// the device cannot run them (the uniform-window kernels need subgroups of 8 or more).
+    pub fn with_kernel_set(&self, kernels: KernelSet) -> Result<GpuContext> {
+        if kernels == KernelSet::UniformWindows && !self.subgroups {
+            return Err(Error::Config(format!(
+                "the {} kernels need subgroups of at least 8 invocations, which {} lacks",
+                kernels.name(),
+                self.info.name
+            )));
+        }
+        Ok(GpuContext {
+            kernels,
+            ..self.clone()
+        })
     }
 
     /// Whether the adapter is a CPU implementation (lavapipe, WARP, SwiftShader).
@@ -381,6 +441,27 @@ impl GpuContext {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
+    }
+
+    /// A zeroed f32 tensor of `len` elements in its own buffer that can also be bound as
+    /// uniform windows ([`Bind::Window`]); at least one window long.
+    pub fn uniform_storage(&self, label: &str, len: usize) -> GpuTensor {
+        self.count_object();
+        let bytes = align_up((len as u64 * 4).max(UNIFORM_WINDOW_BYTES), 16);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::UNIFORM
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        GpuTensor {
+            buffer,
+            offset: 0,
+            len: (bytes / 4) as usize,
+        }
     }
 
     /// A zeroed f32 tensor of `len` elements in its own buffer.
@@ -516,15 +597,31 @@ impl GpuContext {
             let _ = sender.send(r);
         });
         self.poll(index, "reading a tensor back")?;
-        match receiver.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+        // Another thread's poll may be the one that runs the map callback, a moment after
+        // ours returned: wait for it, polling, up to the poll timeout.
+        let deadline = std::time::Instant::now() + self.poll_timeout;
+        let mapped = loop {
+            match receiver.try_recv() {
+                Ok(result) => break Some(result),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break None,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    if std::time::Instant::now() > deadline {
+                        break None;
+                    }
+                    let _ = self.device.poll(wgpu::PollType::Poll);
+                    std::thread::yield_now();
+                }
+            }
+        };
+        match mapped {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
                 return Err(Error::Gpu {
                     label: "read".into(),
                     message: e.to_string(),
                 });
             }
-            Err(_) => {
+            None => {
                 return Err(Error::Gpu {
                     label: "read".into(),
                     message: "the staging buffer was not mapped after the copy finished".into(),
@@ -638,8 +735,12 @@ impl GpuContext {
         let label = format!("{}:{entry}", shader.name());
         self.check_grid(&label, workgroups)?;
         for (binding, resource) in bindings {
-            if let Bind::Tensor(t) = resource {
-                self.check_binding(&format!("{label} binding {binding}"), t.binding_size())?;
+            match resource {
+                Bind::Tensor(t) => {
+                    self.check_binding(&format!("{label} binding {binding}"), t.binding_size())?
+                }
+                Bind::Window(t, offset) => self.check_window(&label, *binding, t, *offset)?,
+                Bind::Uniform(_) => {}
             }
         }
         let cached = self.cached_pipeline(shader, entry)?;
@@ -667,6 +768,11 @@ impl GpuContext {
                         size: NonZeroU64::new(t.binding_size()),
                     }),
                     Bind::Uniform(b) => b.as_entire_binding(),
+                    Bind::Window(t, offset) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &t.buffer,
+                        offset: t.offset + offset,
+                        size: NonZeroU64::new(UNIFORM_WINDOW_BYTES),
+                    }),
                 };
                 entries.push(wgpu::BindGroupEntry {
                     binding: *binding,
@@ -700,6 +806,33 @@ impl GpuContext {
                 needed: bytes,
                 max,
                 hint: "limit max_storage_buffer_binding_size; use a smaller batch or layer".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A uniform window must lie inside its tensor, start on the device's uniform offset
+    /// alignment, and fit one uniform binding.
+    fn check_window(&self, label: &str, binding: u32, t: &GpuTensor, offset: u64) -> Result<()> {
+        let max = self.limits.max_uniform_buffer_binding_size;
+        if UNIFORM_WINDOW_BYTES > max {
+            return Err(Error::LimitExceeded {
+                what: format!("{label} binding {binding} (uniform window bytes)"),
+                needed: UNIFORM_WINDOW_BYTES,
+                max,
+                hint: "limit max_uniform_buffer_binding_size".into(),
+            });
+        }
+        let align = self.limits.min_uniform_buffer_offset_alignment.max(1) as u64;
+        if offset + UNIFORM_WINDOW_BYTES > t.byte_len()
+            || !(t.offset + offset).is_multiple_of(align)
+        {
+            return Err(Error::Gpu {
+                label: format!("{label} binding {binding}"),
+                message: format!(
+                    "uniform window at byte {offset} of a {} byte tensor (alignment {align})",
+                    t.byte_len()
+                ),
             });
         }
         Ok(())

@@ -11,7 +11,9 @@ pub mod plan;
 pub mod shaders;
 pub mod tensor;
 
-pub use context::{Bind, DEFAULT_POLL_TIMEOUT, GpuContext, device_type_name};
+pub use context::{
+    Bind, DEFAULT_POLL_TIMEOUT, GpuContext, KernelSet, UNIFORM_WINDOW_BYTES, device_type_name,
+};
 pub use plan::{Dispatch, Plan};
 pub use shaders::{Shader, all_pipelines, all_sources};
 pub use tensor::{GpuTensor, arena};

@@ -12,6 +12,10 @@ const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Shader {
     Gemm,
+    /// The GEMM over uniform-buffer windows; only on devices with subgroup operations.
+    GemmUniform,
+    /// Packing into those windows, and col2im.
+    Pack,
     Conv2d,
     /// `conv2d.wgsl` plus `conv2d_subgroup.wgsl`; only on devices with subgroup operations.
     Conv2dSubgroup,
@@ -27,8 +31,10 @@ pub enum Shader {
 
 impl Shader {
     /// Every family in the registry.
-    pub const ALL: [Shader; 11] = [
+    pub const ALL: [Shader; 13] = [
         Shader::Gemm,
+        Shader::GemmUniform,
+        Shader::Pack,
         Shader::Conv2d,
         Shader::Conv2dSubgroup,
         Shader::Bias,
@@ -45,6 +51,8 @@ impl Shader {
     pub fn name(self) -> &'static str {
         match self {
             Shader::Gemm => "gemm",
+            Shader::GemmUniform => "gemm_uniform",
+            Shader::Pack => "pack",
             Shader::Conv2d => "conv2d",
             Shader::Conv2dSubgroup => "conv2d_subgroup",
             Shader::Bias => "bias",
@@ -65,7 +73,7 @@ impl Shader {
 
     /// Whether the family needs `wgpu::Features::SUBGROUP` (and a subgroup size of 8 or more).
     pub fn needs_subgroups(self) -> bool {
-        matches!(self, Shader::Conv2dSubgroup)
+        matches!(self, Shader::Conv2dSubgroup | Shader::GemmUniform)
     }
 
     /// The naga capabilities its source needs to validate.
@@ -89,6 +97,8 @@ impl Shader {
     fn body(self) -> &'static str {
         match self {
             Shader::Gemm => include_str!("../../shaders/gemm.wgsl"),
+            Shader::GemmUniform => include_str!("../../shaders/gemm_uniform.wgsl"),
+            Shader::Pack => include_str!("../../shaders/pack.wgsl"),
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
             Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
             Shader::Bias => include_str!("../../shaders/bias.wgsl"),

@@ -286,6 +286,17 @@ impl GpuTrainer {
         &self.ctx
     }
 
+    /// The gradients the last update of each model used, read back: G's (from its update
+    /// through the frozen D) and D's (from its update on the fake batch).
+    pub fn gradients(&self) -> Result<(TensorSet, TensorSet)> {
+        let g = TensorSet::zeros(generator_specs(self.cfg.latent_dim));
+        let d = TensorSet::zeros(discriminator_specs());
+        Ok((
+            self.read_set(&g, &self.g.grad.1)?,
+            self.read_set(&d, &self.d.grad.1)?,
+        ))
+    }
+
     /// Every dispatch of the step, in order: its label and the number of workgroups.
     pub fn step_dispatches(&self) -> Vec<(String, [u32; 3])> {
         self.step_plans()

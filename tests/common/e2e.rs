@@ -49,6 +49,15 @@ pub fn weights_of(case: &Case, cfg: &ModelConfig) -> Weights {
 /// Runs every step of the case on `trainer` and checks losses, accuracies, every weight and
 /// every running statistic after each step.
 pub fn check_e2e(case: &Case, trainer: &mut dyn Trainer, device: &str) {
+    check_e2e_with(case, trainer, device, &mut |_, _| {});
+}
+
+pub fn check_e2e_with<T: Trainer + ?Sized>(
+    case: &Case,
+    trainer: &mut T,
+    device: &str,
+    after: &mut dyn FnMut(&mut T, usize),
+) {
     let steps = case.meta_f64("steps") as usize;
     for s in 1..=steps {
         let p = |name: &str| format!("step{s}.{name}");
@@ -59,6 +68,7 @@ pub fn check_e2e(case: &Case, trainer: &mut dyn Trainer, device: &str) {
         };
         trainer.step_with(&inputs).expect("training step");
         let m = trainer.metrics().expect("metrics");
+        after(trainer, s);
 
         let (rtol, atol) = tolerance("e2e_dcgan", "d_loss_real");
         let scalars = [

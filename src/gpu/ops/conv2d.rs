@@ -2,6 +2,7 @@
 //! `crate::cpu::conv2d`. Each pass is an implicit GEMM with register tiles; see the WGSL
 //! header for the tiling.
 
+use super::conv2d_windows as windows;
 use super::gemm::expect_separate;
 use super::{expect_len, to_u32};
 use crate::error::{Error, Result};
@@ -174,6 +175,10 @@ pub(crate) fn forward_impl(
         return Ok(());
     }
 
+    if windows::forward(ctx, plan, g, x.1, w, b, y.1)? {
+        return Ok(());
+    }
+
     // Rows: output channels; columns: output pixels.
     let (shader, entry, tile_m) = variant(ctx, "forward");
     let row_groups = g.out_channels.div_ceil(tile_m);
@@ -238,6 +243,10 @@ pub(crate) fn backward_input_impl(
     expect_separate(op, dx.1, &[dy.1, w])?;
     let mut params = geometry_params(op, g)?;
     if dx.1.len == 0 {
+        return Ok(());
+    }
+
+    if windows::backward_input(ctx, plan, g, dy.1, w, bias, dx.1)? {
         return Ok(());
     }
 
@@ -354,6 +363,10 @@ pub(crate) fn backward_weight_impl(
     expect_separate(op, dw, &[x.1, dy.1])?;
     let mut params = geometry_params(op, g)?;
     if dw.len == 0 {
+        return Ok(());
+    }
+
+    if windows::backward_weight(ctx, plan, g, x.1, dy.1, dw)? {
         return Ok(());
     }
 

@@ -1,5 +1,9 @@
 //! General matrix multiply (`shaders/gemm.wgsl`); CPU twin in `crate::cpu::gemm`.
 
+use super::gemm_uniform::{
+    Bias, ColumnMap, StoreView, better_transposed, gemm_uniform, worthwhile,
+};
+use super::pack::{Axis, Operand, View, pack};
 use super::{expect_len, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
@@ -101,6 +105,10 @@ pub fn gemm_bias(
         to_u32(&format!("{op} {what} elements"), len)?;
     }
 
+    if gemm_on_windows(ctx, plan, shape, a, b, bias, c)? {
+        return Ok(());
+    }
+
     // Element strides of op(A), op(B) and C as the WGSL header describes them.
     let (a_row, a_k) = if trans_a { (1, m) } else { (k, 1) };
     let (b_k, b_col) = if trans_b { (1, k) } else { (n, 1) };
@@ -142,4 +150,62 @@ pub fn gemm_bias(
     ];
     plan.push(ctx.dispatch(Shader::Gemm, "gemm", &params, &bindings, grid)?);
     Ok(())
+}
+
+/// The product on the uniform-window kernels (`gemm_uniform`), when `ctx` uses them and the
+/// shape is worth packing; `false` leaves it to the direct kernel.
+fn gemm_on_windows(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    shape: &GemmShape,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    c: &GpuTensor,
+) -> Result<bool> {
+    let GemmShape {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b,
+    } = *shape;
+    let transposed = better_transposed(m, n);
+    let (pm, pn) = if transposed { (n, m) } else { (m, n) };
+    if !worthwhile(ctx, pm, pn, k) {
+        return Ok(false);
+    }
+
+    // op(A)[r, kk] = a[r * a_row + kk * a_k] and op(B)[kk, j] = b[kk * b_k + j * b_col].
+    let (a_row, a_k) = if trans_a { (1, m) } else { (k, 1) };
+    let (b_k, b_col) = if trans_b { (1, k) } else { (n, 1) };
+    let view = |row: usize, col: usize| View::Strided {
+        offset: 0,
+        row: Axis::stride(row),
+        col: Axis::stride(col),
+    };
+    let (lhs, rhs) = if transposed {
+        // C^T = op(B)^T op(A)^T, stored transposed into C.
+        (
+            pack(ctx, plan, Operand::A, &view(b_col, b_k), b, pm, k)?,
+            pack(ctx, plan, Operand::B, &view(a_k, a_row), a, pn, k)?,
+        )
+    } else {
+        (
+            pack(ctx, plan, Operand::A, &view(a_row, a_k), a, pm, k)?,
+            pack(ctx, plan, Operand::B, &view(b_k, b_col), b, pn, k)?,
+        )
+    };
+    let (store, bias) = if transposed {
+        let store = StoreView {
+            offset: 0,
+            row_stride: 1,
+            col: ColumnMap::stride(n),
+        };
+        (store, bias.map(Bias::PerRow))
+    } else {
+        (StoreView::row_major(n), bias.map(Bias::PerColumn))
+    };
+    gemm_uniform(ctx, plan, &lhs, &rhs, bias, c, &store)?;
+    Ok(true)
 }

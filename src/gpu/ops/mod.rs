@@ -20,11 +20,14 @@ pub mod adam;
 pub mod batchnorm;
 pub mod bias;
 pub mod conv2d;
+mod conv2d_windows;
 pub mod conv_transpose2d;
 pub mod dense;
 pub mod dropout;
 pub mod gemm;
+pub mod gemm_uniform;
 pub mod loss;
+pub mod pack;
 pub mod permute;
 pub mod random;
 
@@ -96,6 +99,7 @@ pub fn params_layouts() -> Vec<(Shader, usize)> {
         (Shader::Bias, bias::PARAMS_SIZE),
         (Shader::Dropout, dropout::PARAMS_SIZE),
         (Shader::Loss, loss::PARAMS_SIZE),
+        (Shader::Pack, pack::PARAMS_SIZE),
         (Shader::Permute, permute::PARAMS_SIZE),
         (Shader::Random, random::PARAMS_SIZE),
     ]

@@ -1,0 +1,260 @@
+// General matrix multiply C[m, n] = A[m, k] · B[k, n] (+ bias) whose operands are read
+// through uniform buffers, for devices where that is the fast path: a CPU driver turns a
+// storage-buffer load into one scalar load per invocation, but a uniform-buffer load into one
+// vector gather. A and B are first packed (shaders/pack.wgsl) into windows of at most 64 KiB,
+// the most one uniform binding may hold; a dispatch binds up to WINDOWS windows of each and
+// covers one block of at most BLOCK_M rows and exactly BLOCK_N columns of C, over the k of
+// its windows. Blocks and the slices of k are separate dispatches (src/gpu/ops/gemm_uniform.rs);
+// a dispatch after the first of a block starts from the partial sums C holds, so each element
+// is one chain of additions in increasing k, as in the direct kernels (gemm.wgsl,
+// conv2d.wgsl), with the bias added last: the two give the same bits for the same order of k.
+//
+// Windows, in vec4 units (zero where the matrix ends):
+//   A window: [KC][BLOCK_M / 4], element (kk, g * 8 + l) holds rows g*32 + l + {0, 8, 16, 24}
+//   B window: [KC][BLOCK_N / 4], element (kk, c) holds columns 4c .. 4c + 3
+// Tiling: a workgroup of WG = 32 invocations owns 32 rows (the group g) and all BLOCK_N
+// columns, four per invocation. Per k, invocation l of each subgroup loads one A vec4 (rows
+// l, l + 8, l + 16, l + 24) and subgroupBroadcast hands all 32 rows to every invocation, so
+// one load per invocation feeds 32 rows; one B vec4 feeds 32 x 4 multiply-adds. Needs
+// subgroups of at least eight invocations (src/gpu/context.rs checks).
+
+const WG: u32 = 32u;
+const BLOCK_M: u32 = 128u;
+const BLOCK_N: u32 = 128u; // 4 columns per invocation
+const KC: u32 = 128u; // most k per window
+const WINDOWS: u32 = 5u;
+const WINDOW_VEC4S: u32 = 4096u; // 64 KiB
+
+struct Params {
+    m: u32,             // rows of C
+    n: u32,             // columns of C
+    row0: u32,          // first row and column of this dispatch's block
+    col0: u32,
+    windows: u32,       // windows bound (1 ..= WINDOWS)
+    kc: u32,            // k per window (<= KC)
+    k_last: u32,        // k in the last bound window
+    a_k_stride: u32,    // vec4s per k of an A window (block rows / 4)
+    accumulate: u32,    // 1: continue the partial sums in C; 0: start from zero
+    finish: u32,        // 1: the last slice of k: add the bias
+    bias_mode: u32,     // 0: none, 1: bias[row], 2: bias[column]
+    // C[r, c] lives at c_offset + r * row_stride + col(c), where col(c) splits c into
+    // c / col_div1, (c % col_div1) / col_div2 and c % col_div2, with strides col_s1..3.
+    c_offset: u32,
+    row_stride: u32,
+    col_div1: u32,
+    col_div2: u32,
+    col_s1: u32,
+    col_s2: u32,
+    col_s3: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<uniform> a0: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(2) var<uniform> a1: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(3) var<uniform> a2: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(4) var<uniform> a3: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(5) var<uniform> a4: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(6) var<uniform> b0: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(7) var<uniform> b1: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(8) var<uniform> b2: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(9) var<uniform> b3: array<vec4<f32>, WINDOW_VEC4S>;
+@group(0) @binding(10) var<uniform> b4: array<vec4<f32>, WINDOW_VEC4S>;
+// Bound to C again when bias_mode is 0 (never read then).
+@group(0) @binding(11) var<storage, read> bias: array<f32>;
+@group(0) @binding(12) var<storage, read_write> c_out: array<f32>;
+
+// acc[i] holds row i of the workgroup's 32, for this invocation's four columns. `a` is this
+// invocation's A vec4; row 8j + l comes from component j of invocation l.
+fn rank1(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) {
+    (*acc)[0] += subgroupBroadcast(a.x, 0u) * b;
+    (*acc)[1] += subgroupBroadcast(a.x, 1u) * b;
+    (*acc)[2] += subgroupBroadcast(a.x, 2u) * b;
+    (*acc)[3] += subgroupBroadcast(a.x, 3u) * b;
+    (*acc)[4] += subgroupBroadcast(a.x, 4u) * b;
+    (*acc)[5] += subgroupBroadcast(a.x, 5u) * b;
+    (*acc)[6] += subgroupBroadcast(a.x, 6u) * b;
+    (*acc)[7] += subgroupBroadcast(a.x, 7u) * b;
+    (*acc)[8] += subgroupBroadcast(a.y, 0u) * b;
+    (*acc)[9] += subgroupBroadcast(a.y, 1u) * b;
+    (*acc)[10] += subgroupBroadcast(a.y, 2u) * b;
+    (*acc)[11] += subgroupBroadcast(a.y, 3u) * b;
+    (*acc)[12] += subgroupBroadcast(a.y, 4u) * b;
+    (*acc)[13] += subgroupBroadcast(a.y, 5u) * b;
+    (*acc)[14] += subgroupBroadcast(a.y, 6u) * b;
+    (*acc)[15] += subgroupBroadcast(a.y, 7u) * b;
+    (*acc)[16] += subgroupBroadcast(a.z, 0u) * b;
+    (*acc)[17] += subgroupBroadcast(a.z, 1u) * b;
+    (*acc)[18] += subgroupBroadcast(a.z, 2u) * b;
+    (*acc)[19] += subgroupBroadcast(a.z, 3u) * b;
+    (*acc)[20] += subgroupBroadcast(a.z, 4u) * b;
+    (*acc)[21] += subgroupBroadcast(a.z, 5u) * b;
+    (*acc)[22] += subgroupBroadcast(a.z, 6u) * b;
+    (*acc)[23] += subgroupBroadcast(a.z, 7u) * b;
+    (*acc)[24] += subgroupBroadcast(a.w, 0u) * b;
+    (*acc)[25] += subgroupBroadcast(a.w, 1u) * b;
+    (*acc)[26] += subgroupBroadcast(a.w, 2u) * b;
+    (*acc)[27] += subgroupBroadcast(a.w, 3u) * b;
+    (*acc)[28] += subgroupBroadcast(a.w, 4u) * b;
+    (*acc)[29] += subgroupBroadcast(a.w, 5u) * b;
+    (*acc)[30] += subgroupBroadcast(a.w, 6u) * b;
+    (*acc)[31] += subgroupBroadcast(a.w, 7u) * b;
+}
+
+// k in window w: every window but the last holds kc.
+fn window_k(w: u32) -> u32 {
+    return select(p.kc, p.k_last, w + 1u == p.windows);
+}
+
+// x / d for x, d below 2^24 (the launcher checks): CPU drivers have no vector integer
+// division and run one scalar division per invocation, so divide in f32 and correct.
+fn div4(x: vec4<u32>, d: u32) -> vec4<u32> {
+    var q = vec4<u32>(vec4<f32>(x) / f32(d));
+    q = select(q, q - 1u, q * d > x);
+    return select(q, q + 1u, (q + 1u) * d <= x);
+}
+
+// Element offsets of C for this invocation's four columns, without the row.
+fn column_offsets(cols: vec4<u32>) -> vec4<u32> {
+    let q1 = div4(cols, p.col_div1);
+    let r1 = cols - q1 * p.col_div1;
+    let q2 = div4(r1, p.col_div2);
+    return q1 * p.col_s1 + q2 * p.col_s2 + (r1 - q2 * p.col_div2) * p.col_s3;
+}
+
+// The partial sums C holds for row r (zero past the matrix).
+fn load(r: u32, cols: vec4<u32>, col_at: vec4<u32>) -> vec4<f32> {
+    let ok = (cols < vec4<u32>(p.n)) & vec4<bool>(r < p.m);
+    let last = arrayLength(&c_out) - 1u;
+    let at = min(vec4<u32>(p.c_offset + r * p.row_stride) + col_at, vec4<u32>(last));
+    let v = vec4<f32>(c_out[at.x], c_out[at.y], c_out[at.z], c_out[at.w]);
+    return select(vec4<f32>(), v, ok);
+}
+
+fn store(r: u32, cols: vec4<u32>, col_at: vec4<u32>, v: vec4<f32>) {
+    if r >= p.m {
+        return;
+    }
+    let at = vec4<u32>(p.c_offset + r * p.row_stride) + col_at;
+    let ok = cols < vec4<u32>(p.n);
+    var s = v;
+    if p.finish == 1u && p.bias_mode == 1u {
+        s += vec4<f32>(bias[r]);
+    } else if p.finish == 1u && p.bias_mode == 2u {
+        let c = min(cols, vec4<u32>(p.n - 1u));
+        s += vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
+    }
+    if ok.x { c_out[at.x] = s.x; }
+    if ok.y { c_out[at.y] = s.y; }
+    if ok.z { c_out[at.z] = s.z; }
+    if ok.w { c_out[at.w] = s.w; }
+}
+
+@compute @workgroup_size(32)
+fn gemm_uniform(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    // This invocation's A vec4 in each window, and its B vec4 per k.
+    let g = wid.x;
+    let a_at = g * 8u + (sl & 7u);
+
+    // This invocation's four columns of C, and its 32 rows.
+    let cols = p.col0 + lane * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    let col_at = column_offsets(cols);
+    let r0 = p.row0 + g * 32u;
+
+    var acc: array<vec4<f32>, 32>;
+    if p.accumulate == 1u {
+        // Written out: a loop would index acc dynamically and keep it out of registers.
+        acc[0] = load(r0 + 0u, cols, col_at);
+        acc[1] = load(r0 + 1u, cols, col_at);
+        acc[2] = load(r0 + 2u, cols, col_at);
+        acc[3] = load(r0 + 3u, cols, col_at);
+        acc[4] = load(r0 + 4u, cols, col_at);
+        acc[5] = load(r0 + 5u, cols, col_at);
+        acc[6] = load(r0 + 6u, cols, col_at);
+        acc[7] = load(r0 + 7u, cols, col_at);
+        acc[8] = load(r0 + 8u, cols, col_at);
+        acc[9] = load(r0 + 9u, cols, col_at);
+        acc[10] = load(r0 + 10u, cols, col_at);
+        acc[11] = load(r0 + 11u, cols, col_at);
+        acc[12] = load(r0 + 12u, cols, col_at);
+        acc[13] = load(r0 + 13u, cols, col_at);
+        acc[14] = load(r0 + 14u, cols, col_at);
+        acc[15] = load(r0 + 15u, cols, col_at);
+        acc[16] = load(r0 + 16u, cols, col_at);
+        acc[17] = load(r0 + 17u, cols, col_at);
+        acc[18] = load(r0 + 18u, cols, col_at);
+        acc[19] = load(r0 + 19u, cols, col_at);
+        acc[20] = load(r0 + 20u, cols, col_at);
+        acc[21] = load(r0 + 21u, cols, col_at);
+        acc[22] = load(r0 + 22u, cols, col_at);
+        acc[23] = load(r0 + 23u, cols, col_at);
+        acc[24] = load(r0 + 24u, cols, col_at);
+        acc[25] = load(r0 + 25u, cols, col_at);
+        acc[26] = load(r0 + 26u, cols, col_at);
+        acc[27] = load(r0 + 27u, cols, col_at);
+        acc[28] = load(r0 + 28u, cols, col_at);
+        acc[29] = load(r0 + 29u, cols, col_at);
+        acc[30] = load(r0 + 30u, cols, col_at);
+        acc[31] = load(r0 + 31u, cols, col_at);
+    }
+    for (var kk = 0u; kk < window_k(0u); kk++) {
+        rank1(&acc, a0[kk * p.a_k_stride + a_at], b0[kk * WG + lane]);
+    }
+    if p.windows > 1u {
+        for (var kk = 0u; kk < window_k(1u); kk++) {
+            rank1(&acc, a1[kk * p.a_k_stride + a_at], b1[kk * WG + lane]);
+        }
+    }
+    if p.windows > 2u {
+        for (var kk = 0u; kk < window_k(2u); kk++) {
+            rank1(&acc, a2[kk * p.a_k_stride + a_at], b2[kk * WG + lane]);
+        }
+    }
+    if p.windows > 3u {
+        for (var kk = 0u; kk < window_k(3u); kk++) {
+            rank1(&acc, a3[kk * p.a_k_stride + a_at], b3[kk * WG + lane]);
+        }
+    }
+    if p.windows > 4u {
+        for (var kk = 0u; kk < window_k(4u); kk++) {
+            rank1(&acc, a4[kk * p.a_k_stride + a_at], b4[kk * WG + lane]);
+        }
+    }
+
+
+    store(r0 + 0u, cols, col_at, acc[0]);
+    store(r0 + 1u, cols, col_at, acc[1]);
+    store(r0 + 2u, cols, col_at, acc[2]);
+    store(r0 + 3u, cols, col_at, acc[3]);
+    store(r0 + 4u, cols, col_at, acc[4]);
+    store(r0 + 5u, cols, col_at, acc[5]);
+    store(r0 + 6u, cols, col_at, acc[6]);
+    store(r0 + 7u, cols, col_at, acc[7]);
+    store(r0 + 8u, cols, col_at, acc[8]);
+    store(r0 + 9u, cols, col_at, acc[9]);
+    store(r0 + 10u, cols, col_at, acc[10]);
+    store(r0 + 11u, cols, col_at, acc[11]);
+    store(r0 + 12u, cols, col_at, acc[12]);
+    store(r0 + 13u, cols, col_at, acc[13]);
+    store(r0 + 14u, cols, col_at, acc[14]);
+    store(r0 + 15u, cols, col_at, acc[15]);
+    store(r0 + 16u, cols, col_at, acc[16]);
+    store(r0 + 17u, cols, col_at, acc[17]);
+    store(r0 + 18u, cols, col_at, acc[18]);
+    store(r0 + 19u, cols, col_at, acc[19]);
+    store(r0 + 20u, cols, col_at, acc[20]);
+    store(r0 + 21u, cols, col_at, acc[21]);
+    store(r0 + 22u, cols, col_at, acc[22]);
+    store(r0 + 23u, cols, col_at, acc[23]);
+    store(r0 + 24u, cols, col_at, acc[24]);
+    store(r0 + 25u, cols, col_at, acc[25]);
+    store(r0 + 26u, cols, col_at, acc[26]);
+    store(r0 + 27u, cols, col_at, acc[27]);
+    store(r0 + 28u, cols, col_at, acc[28]);
+    store(r0 + 29u, cols, col_at, acc[29]);
+    store(r0 + 30u, cols, col_at, acc[30]);
+    store(r0 + 31u, cols, col_at, acc[31]);
+}

@@ -1,0 +1,152 @@
+//! The three convolution passes as packed products on the uniform-window GEMM
+//! ([`super::gemm_uniform`]), for devices that use it. Each function returns `false`, having
+//! added nothing, when the pass is better left to the direct kernels of `conv2d.wgsl`.
+//!
+//! With taps `t = (ky, kx, i)` (T of them), small-side pixels `q = (n, oy, ox)` (P per
+//! sample) and O small-side channels:
+//! - forward: `y[o, q] = sum_t w[o, t] · im2col(x)[t, q]`, stored straight into NCHW;
+//! - input gradient: per phase class of the large side's pixels (see `backward_input` in
+//!   conv2d.wgsl), `dx[i, q'] = sum over the class's taps and o of w · dy`, stored straight
+//!   into the class's pixels;
+//! - weight gradient: `dw[o, t] = sum_q dy[o, q] · im2col(x)[t, q]`.
+//!
+//! The forward and input-gradient sums run over k in the direct kernels' order, so for
+//! sums of up to 640 terms (one dispatch) both kernel sets give the same bits.
+
+use super::gemm_uniform::{Bias, ColumnMap, StoreView, gemm_uniform, worthwhile};
+use super::pack::{Axis, Operand, PhaseClass, View, pack};
+use crate::error::Result;
+use crate::gpu::{GpuContext, GpuTensor, Plan};
+use crate::shapes::Conv2dGeometry;
+
+fn sizes(g: &Conv2dGeometry) -> (usize, usize, usize) {
+    let taps = g.in_channels * g.kernel_h * g.kernel_w;
+    let plane = g.out_h * g.out_w;
+    (taps, plane, g.batch * plane)
+}
+
+/// `y = conv(x, w) + b`, NCHW.
+pub(super) fn forward(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    g: &Conv2dGeometry,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    b: Option<&GpuTensor>,
+    y: &GpuTensor,
+) -> Result<bool> {
+    let (taps, plane, pixels) = sizes(g);
+    let o = g.out_channels;
+    if !worthwhile(ctx, o, pixels, taps) {
+        return Ok(false);
+    }
+
+    // w[o, i, ky, kx] at column (ky, kx, i) = tap * I + i.
+    let weight = View::Strided {
+        offset: 0,
+        row: Axis::stride(taps),
+        col: Axis::split(g.in_channels, 1, g.kernel_h * g.kernel_w),
+    };
+    let lhs = pack(ctx, plan, Operand::A, &weight, w, o, taps)?;
+    let rhs = pack(ctx, plan, Operand::B, &View::Im2col(*g), x, pixels, taps)?;
+    let store = StoreView {
+        offset: 0,
+        row_stride: plane,
+        col: ColumnMap::split(plane, o * plane, 1),
+    };
+    gemm_uniform(ctx, plan, &lhs, &rhs, b.map(Bias::PerRow), y, &store)?;
+    Ok(true)
+}
+
+/// `dx = conv_input_grad(dy, w) (+ bias per input channel)`: one product per phase class.
+pub(super) fn backward_input(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    g: &Conv2dGeometry,
+    dy: &GpuTensor,
+    w: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    dx: &GpuTensor,
+) -> Result<bool> {
+    let classes = PhaseClass::all(g);
+    // A class without taps (stride above the kernel) leaves pixels to the direct kernel.
+    if classes.iter().any(|c| c.k(g) == 0) {
+        return Ok(false);
+    }
+    let i = g.in_channels;
+    let widest = classes[0];
+    if !worthwhile(ctx, i, g.batch * widest.qh * widest.qw, widest.k(g)) {
+        return Ok(false);
+    }
+
+    let plane = g.in_h * g.in_w;
+    for class in classes.into_iter().filter(|c| c.qh > 0 && c.qw > 0) {
+        let (k, pixels) = (class.k(g), g.batch * class.qh * class.qw);
+        let lhs = pack(
+            ctx,
+            plan,
+            Operand::A,
+            &View::ClassWeight(*g, class),
+            w,
+            i,
+            k,
+        )?;
+        let rhs = pack(
+            ctx,
+            plan,
+            Operand::B,
+            &View::ClassGradient(*g, class),
+            dy,
+            pixels,
+            k,
+        )?;
+        // Column (n, qy, qx) is pixel (py + qy * SH, px + qx * SW) of sample n.
+        let store = StoreView {
+            offset: class.py * g.in_w + class.px,
+            row_stride: plane,
+            col: ColumnMap {
+                div1: class.qh * class.qw,
+                div2: class.qw,
+                s1: i * plane,
+                s2: g.stride_h * g.in_w,
+                s3: g.stride_w,
+            },
+        };
+        gemm_uniform(ctx, plan, &lhs, &rhs, bias.map(Bias::PerRow), dx, &store)?;
+    }
+    Ok(true)
+}
+
+/// `dw[o, t] = sum over pixels of dy · im2col(x)`, t in OIHW order.
+pub(super) fn backward_weight(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    g: &Conv2dGeometry,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    dw: &GpuTensor,
+) -> Result<bool> {
+    let (taps, plane, pixels) = sizes(g);
+    let o = g.out_channels;
+    if !worthwhile(ctx, o, taps, pixels) {
+        return Ok(false);
+    }
+    // dy[n, o, p] as the matrix [o, (n, p)].
+    let gradient = View::Strided {
+        offset: 0,
+        row: Axis::stride(plane),
+        col: Axis::split(plane, o * plane, 1),
+    };
+    let lhs = pack(ctx, plan, Operand::A, &gradient, dy, o, pixels)?;
+    let rhs = pack(
+        ctx,
+        plan,
+        Operand::B,
+        &View::Im2colTransposed(*g),
+        x,
+        taps,
+        pixels,
+    )?;
+    gemm_uniform(ctx, plan, &lhs, &rhs, None, dw, &StoreView::row_major(taps))?;
+    Ok(true)
+}

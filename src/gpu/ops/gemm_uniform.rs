@@ -1,0 +1,225 @@
+//! The GEMM over uniform windows (`shaders/gemm_uniform.wgsl`); CPU twin `crate::cpu::gemm`.
+//! Its operands come packed by [`super::pack::pack`]; its output goes anywhere a
+//! [`StoreView`] can address, so a convolution's product lands directly in NCHW.
+
+use super::pack::{BLOCK, EXACT_F32_LIMIT, Operand, Packed, a_block_rows, check_exact_f32};
+
+use super::to_u32;
+use crate::error::{Error, Result};
+use crate::gpu::{Bind, GpuContext, GpuTensor, Plan, Shader};
+
+/// Windows of each operand one dispatch binds (`WINDOWS` in the WGSL).
+const WINDOWS: usize = 5;
+
+/// Rows of C one workgroup owns.
+const WORKGROUP_ROWS: usize = 32;
+
+/// The fill of the transposed product, for launchers choosing an orientation.
+pub fn better_transposed(m: usize, n: usize) -> bool {
+    fill(n, m) > fill(m, n)
+}
+
+/// Mirrors `Params` in shaders/gemm_uniform.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    row0: u32,
+    col0: u32,
+    windows: u32,
+    kc: u32,
+    k_last: u32,
+    a_k_stride: u32,
+    accumulate: u32,
+    finish: u32,
+    bias_mode: u32,
+    c_offset: u32,
+    row_stride: u32,
+    col_div1: u32,
+    col_div2: u32,
+    col_s1: u32,
+    col_s2: u32,
+    col_s3: u32,
+}
+
+/// Size of the `Params` mirror in bytes, for the layout test.
+pub const GEMM_UNIFORM_PARAMS_SIZE: usize = std::mem::size_of::<Params>();
+
+/// Where column `c` of C goes: `c` is split into `c / div1`, `(c % div1) / div2` and
+/// `c % div2`, with element strides `s1`, `s2`, `s3` (e.g. a pixel `(n, y, x)` of NCHW).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnMap {
+    pub div1: usize,
+    pub div2: usize,
+    pub s1: usize,
+    pub s2: usize,
+    pub s3: usize,
+}
+
+impl ColumnMap {
+    /// Column `c` at `c * stride`.
+    pub fn stride(stride: usize) -> ColumnMap {
+        ColumnMap {
+            div1: EXACT_F32_LIMIT,
+            div2: EXACT_F32_LIMIT,
+            s1: 0,
+            s2: 0,
+            s3: stride,
+        }
+    }
+
+    /// Column `(outer, inner)` with `inner` values per outer step, at `outer * hi + inner * lo`.
+    pub fn split(inner: usize, hi: usize, lo: usize) -> ColumnMap {
+        ColumnMap {
+            div1: inner.max(1),
+            div2: EXACT_F32_LIMIT,
+            s1: hi,
+            s2: 0,
+            s3: lo,
+        }
+    }
+}
+
+/// Where `C[r, c]` is stored: `offset + r * row_stride + col(c)` elements into the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreView {
+    pub offset: usize,
+    pub row_stride: usize,
+    pub col: ColumnMap,
+}
+
+impl StoreView {
+    /// Row-major `[m, n]`.
+    pub fn row_major(n: usize) -> StoreView {
+        StoreView {
+            offset: 0,
+            row_stride: n,
+            col: ColumnMap::stride(1),
+        }
+    }
+}
+
+/// A bias added once to every element of C.
+#[derive(Clone, Copy, Debug)]
+pub enum Bias<'a> {
+    /// `bias[r]` to row r.
+    PerRow(&'a GpuTensor),
+    /// `bias[c]` to column c.
+    PerColumn(&'a GpuTensor),
+}
+
+/// `C[m, n] = A · B (+ bias)` from packed operands, stored through `store` into `c`. One
+/// dispatch per block of rows, block of columns and group of [`WINDOWS`] windows of k; the
+/// groups of a block run in increasing k, each continuing the partial sums the last left in
+/// C, so every element is one chain of additions in increasing k, the bias added last.
+pub fn gemm_uniform(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    a: &Packed,
+    b: &Packed,
+    bias: Option<Bias<'_>>,
+    c: &GpuTensor,
+    store: &StoreView,
+) -> Result<()> {
+    let op = "gemm_uniform:gemm_uniform";
+    if a.operand != Operand::A || b.operand != Operand::B || a.k != b.k || a.kc != b.kc {
+        return Err(Error::ShapeMismatch {
+            op: op.into(),
+            expected: "A and B packed for the same k".into(),
+            got: format!("A {:?} k {}, B {:?} k {}", a.operand, a.k, b.operand, b.k),
+        });
+    }
+    let (m, n, k, kc) = (a.extent, b.extent, a.k, a.kc);
+    let (bias_mode, bias_tensor) = match bias {
+        // Any read-only buffer of the dispatch stands in when there is no bias.
+        None => (0, &a.buffer),
+        Some(Bias::PerRow(t)) => {
+            super::expect_len(op, "bias", t, m)?;
+            (1, t)
+        }
+        Some(Bias::PerColumn(t)) => {
+            super::expect_len(op, "bias", t, n)?;
+            (2, t)
+        }
+    };
+    check_exact_f32(op, &[m, n, store.col.div1, store.col.div2])?;
+    let u = |v: usize| to_u32(op, v);
+    let base = Params {
+        m: u(m)?,
+        n: u(n)?,
+        kc: u(kc)?,
+        a_k_stride: u(a.k_vec4s)?,
+        bias_mode,
+        c_offset: u(store.offset)?,
+        row_stride: u(store.row_stride)?,
+        col_div1: u(store.col.div1)?,
+        col_div2: u(store.col.div2)?,
+        col_s1: u(store.col.s1)?,
+        col_s2: u(store.col.s2)?,
+        col_s3: u(store.col.s3)?,
+        ..Params::default()
+    };
+
+    for row_block in 0..a.blocks {
+        let rows = (m - row_block * BLOCK).min(a_block_rows(m));
+        let grid = [u(rows.div_ceil(WORKGROUP_ROWS))?, 1, 1];
+        for col_block in 0..b.blocks {
+            for first in (0..a.windows).step_by(WINDOWS) {
+                let count = (a.windows - first).min(WINDOWS);
+                let last = first + count - 1;
+                let params = Params {
+                    row0: u(row_block * BLOCK)?,
+                    col0: u(col_block * BLOCK)?,
+                    windows: u(count)?,
+                    k_last: u((k - last * kc).min(kc))?,
+                    accumulate: u32::from(first > 0),
+                    finish: u32::from(first + count == a.windows),
+                    ..base
+                };
+                // Unused window slots repeat the first window (never read).
+                fn window(p: &Packed, block: usize, w: usize) -> Bind<'_> {
+                    Bind::Window(&p.buffer, p.window_offset(block, w))
+                }
+                let mut bindings: Vec<(u32, Bind)> = Vec::with_capacity(2 * WINDOWS + 2);
+                for j in 0..WINDOWS {
+                    let w = first + j.min(count - 1);
+                    bindings.push((1 + j as u32, window(a, row_block, w)));
+                    bindings.push((1 + (WINDOWS + j) as u32, window(b, col_block, w)));
+                }
+                bindings.push((11, bias_tensor.into()));
+                bindings.push((12, c.into()));
+                plan.push(ctx.dispatch(
+                    Shader::GemmUniform,
+                    "gemm_uniform",
+                    &params,
+                    &bindings,
+                    grid,
+                )?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fraction of the uniform kernel's tile slots an `m x n` product fills (rows come in 32s,
+/// columns in blocks of 128).
+fn fill(m: usize, n: usize) -> f64 {
+    let rows = m.div_ceil(WORKGROUP_ROWS) * WORKGROUP_ROWS;
+    let cols = n.div_ceil(BLOCK) * BLOCK;
+    (m * n) as f64 / (rows * cols) as f64
+}
+
+/// Least tile fill worth the uniform kernel: below it the direct kernels, whose tiles are
+/// narrower, waste less.
+const MIN_FILL: f64 = 0.25;
+
+/// Fewest multiply-adds worth packing for: smaller products cost more to pack than to run.
+const MIN_MULTIPLY_ADDS: usize = 1 << 18;
+
+/// Whether an `m x n x k` product should run on the uniform-window kernels of `ctx`.
+pub fn worthwhile(ctx: &GpuContext, m: usize, n: usize, k: usize) -> bool {
+    ctx.kernel_set() == crate::gpu::KernelSet::UniformWindows
+        && fill(m, n) >= MIN_FILL
+        && m * n * k >= MIN_MULTIPLY_ADDS
+}
