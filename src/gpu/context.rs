@@ -296,6 +296,25 @@ impl GpuContext {
         }
     }
 
+    /// The kernel variants this context's launchers pick, as the one string a checkpoint
+    /// records: `subgroup` or `plain` today. Tuned variants chosen per adapter belong in this
+    /// string too (e.g. `subgroup;gemm=tile64`), so that a run resumed on the same adapter runs
+    /// the same kernels and so the same sums.
+    pub fn kernel_choice(&self) -> String {
+        if self.subgroups { "subgroup" } else { "plain" }.to_string()
+    }
+
+    /// A clone (same device, caches and counters) whose launchers pick the kernels `choice`
+    /// names (a string from [`GpuContext::kernel_choice`]), or why this device cannot.
+    pub fn with_kernel_choice(&self, choice: &str) -> std::result::Result<GpuContext, String> {
+        match choice {
+            "plain" => Ok(self.without_subgroup_kernels()),
+            "subgroup" if self.subgroups => Ok(self.clone()),
+            "subgroup" => Err("this adapter has no subgroups of 8 or more".to_string()),
+            other => Err(format!("this gan-gpu has no kernel choice '{other}'")),
+        }
+    }
+
     /// Whether the adapter is a CPU implementation (lavapipe, WARP, SwiftShader).
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
