@@ -41,6 +41,9 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
 
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

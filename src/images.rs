@@ -213,38 +213,15 @@ pub fn assemble_gif(
             output.display()
         )));
     };
-    let delay = (frame_seconds * 100.0).round();
-    if !(0.0..=f64::from(u16::MAX)).contains(&delay) {
-        return Err(Error::Config(format!(
-            "GIF frame time must be between 0 and 655.35 seconds, got {frame_seconds}"
-        )));
-    }
-    let delay = delay as u16;
+    let delay = gif_delay(frame_seconds)?;
 
     // The first frame fixes the size; GIF sizes are 16-bit.
     let first = read_gray_png(first_path)?;
-    let (width, height) = match (u16::try_from(first.width), u16::try_from(first.height)) {
-        (Ok(w), Ok(h)) => (w, h),
-        _ => {
-            return Err(Error::File {
-                path: first_path.clone(),
-                message: format!(
-                    "{}x{} is larger than a GIF allows (65535x65535)",
-                    first.width, first.height
-                ),
-            });
-        }
-    };
-    let gif_error = |e: gif::EncodingError| Error::File {
-        path: output.to_path_buf(),
-        message: format!("encoding GIF: {e}"),
-    };
-    let palette: Vec<u8> = (0..=255u8).flat_map(|g| [g, g, g]).collect();
-    let mut out = Vec::new();
-    let mut encoder = gif::Encoder::new(&mut out, width, height, &palette).map_err(gif_error)?;
-    encoder
-        .set_repeat(gif::Repeat::Infinite)
-        .map_err(gif_error)?;
+    let (width, height) = gif_size(&first).map_err(|message| Error::File {
+        path: first_path.clone(),
+        message,
+    })?;
+    let mut gif = GrayGif::new(width, height, delay, output)?;
 
     // One frame at a time, so memory holds one decoded frame plus the compressed output.
     let size = (first.width, first.height);
@@ -265,13 +242,147 @@ pub fn assemble_gif(
                 ),
             });
         }
-        let mut gif_frame = gif::Frame::from_indexed_pixels(width, height, image.pixels, None);
-        gif_frame.delay = delay;
-        encoder.write_frame(&gif_frame).map_err(gif_error)?;
+        gif.push(image.pixels)?;
     }
-    // Writes the GIF trailer.
-    encoder.into_inner().map_err(gif_error)?;
-    fsutil::write_atomic(output, &out)
+    gif.finish()
+}
+
+/// A looping GIF of sample grids made in memory (e.g. a walk through latent space), each
+/// frame laid out as [`grid_png`] lays out a PNG, with the same exact gray palette.
+/// [`GridGif::finish`] writes it atomically.
+pub struct GridGif {
+    gif: GrayGif,
+    rows: usize,
+    cols: usize,
+    image_h: usize,
+    image_w: usize,
+    scale: u32,
+}
+
+impl GridGif {
+    /// A GIF of `rows x cols` grids of `image_h x image_w` images upscaled `scale` times,
+    /// each frame shown `frame_seconds`, to be written to `output`.
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        image_h: usize,
+        image_w: usize,
+        scale: u32,
+        frame_seconds: f64,
+        output: impl AsRef<Path>,
+    ) -> Result<Self> {
+        let output = output.as_ref();
+        let delay = gif_delay(frame_seconds)?;
+        let empty = render_grid(&[], rows, cols, image_h, image_w, scale)?;
+        let (width, height) = gif_size(&empty).map_err(|message| Error::File {
+            path: output.to_path_buf(),
+            message,
+        })?;
+        Ok(GridGif {
+            gif: GrayGif::new(width, height, delay, output)?,
+            rows,
+            cols,
+            image_h,
+            image_w,
+            scale,
+        })
+    }
+
+    /// Adds one frame: up to `rows * cols` images in [-1, 1], as for [`grid_png`].
+    pub fn push(&mut self, images: &[f32]) -> Result<()> {
+        let grid = render_grid(
+            images,
+            self.rows,
+            self.cols,
+            self.image_h,
+            self.image_w,
+            self.scale,
+        )?;
+        self.gif.push(grid.pixels)
+    }
+
+    /// Frames added so far.
+    pub fn frames(&self) -> usize {
+        self.gif.frames
+    }
+
+    /// Writes the GIF (atomically).
+    pub fn finish(self) -> Result<()> {
+        self.gif.finish()
+    }
+}
+
+/// A GIF frame time in hundredths of a second.
+fn gif_delay(frame_seconds: f64) -> Result<u16> {
+    let delay = (frame_seconds * 100.0).round();
+    if !(0.0..=f64::from(u16::MAX)).contains(&delay) {
+        return Err(Error::Config(format!(
+            "GIF frame time must be between 0 and 655.35 seconds, got {frame_seconds}"
+        )));
+    }
+    Ok(delay as u16)
+}
+
+/// An image's size as a GIF stores it (16-bit).
+fn gif_size(image: &Gray) -> std::result::Result<(u16, u16), String> {
+    match (u16::try_from(image.width), u16::try_from(image.height)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(format!(
+            "{}x{} is larger than a GIF allows (65535x65535)",
+            image.width, image.height
+        )),
+    }
+}
+
+/// A looping gray-palette GIF being encoded in memory, frame by frame.
+struct GrayGif {
+    encoder: gif::Encoder<Vec<u8>>,
+    output: PathBuf,
+    width: u16,
+    height: u16,
+    delay: u16,
+    frames: usize,
+}
+
+impl GrayGif {
+    fn new(width: u16, height: u16, delay: u16, output: &Path) -> Result<Self> {
+        let palette: Vec<u8> = (0..=255u8).flat_map(|g| [g, g, g]).collect();
+        let error = gif_error(output);
+        let mut encoder = gif::Encoder::new(Vec::new(), width, height, &palette).map_err(&error)?;
+        encoder.set_repeat(gif::Repeat::Infinite).map_err(&error)?;
+        Ok(GrayGif {
+            encoder,
+            output: output.to_path_buf(),
+            width,
+            height,
+            delay,
+            frames: 0,
+        })
+    }
+
+    /// One frame of `width * height` gray levels.
+    fn push(&mut self, pixels: Vec<u8>) -> Result<()> {
+        let mut frame = gif::Frame::from_indexed_pixels(self.width, self.height, pixels, None);
+        frame.delay = self.delay;
+        self.encoder
+            .write_frame(&frame)
+            .map_err(gif_error(&self.output))?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        // Writes the GIF trailer.
+        let out = self.encoder.into_inner().map_err(gif_error(&self.output))?;
+        fsutil::write_atomic(&self.output, &out)
+    }
+}
+
+fn gif_error(output: &Path) -> impl Fn(gif::EncodingError) -> Error + '_ {
+    move |e| Error::File {
+        path: output.to_path_buf(),
+        message: format!("encoding GIF: {e}"),
+    }
 }
 
 /// The PNG files in `dir`, ordered by the last number in their names (`mnist_5000.png` before

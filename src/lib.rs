@@ -1,6 +1,7 @@
 //! gan-gpu: a DCGAN trained on the GPU with hand-written WGSL kernels, and a plain CPU
 //! reference implementation of every kernel to check them against.
 
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;
@@ -8,7 +9,9 @@ pub mod fsutil;
 pub mod gpu;
 pub mod images;
 pub mod model;
+pub mod plot;
 pub mod rng;
+pub mod sample;
 pub mod shapes;
 pub mod train;
 

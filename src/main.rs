@@ -12,12 +12,16 @@ fn main() {
         .format_timestamp(None)
         .init();
 
-    if let Err(err) = cli::run(args) {
-        // The whole chain: what we were doing, then why it failed.
-        eprintln!("error: {err}");
-        for cause in err.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+    match cli::run(args) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code.into()),
+        Err(err) => {
+            // The whole chain: what we were doing, then why it failed.
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::exit(1);
         }
-        std::process::exit(1);
     }
 }

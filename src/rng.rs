@@ -89,6 +89,8 @@ pub mod streams {
     pub const DROPOUT_G_STEP: u32 = 48;
     /// The fixed latent vectors of the sample grid (drawn at step 0).
     pub const SAMPLE_LATENT: u32 = 64;
+    /// The points of `gan-gpu interpolate`'s latent walk (drawn at step 0).
+    pub const INTERPOLATION: u32 = 65;
     /// Parameter initialisation: `base + parameter index` (drawn at step 0).
     pub const INIT: u32 = 128;
 }

@@ -2,60 +2,9 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use gan_gpu::rng::random_bits;
-
-fn gan_gpu(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gan-gpu"));
-    cmd.args(args).env("RUST_LOG", "info");
-    cmd.output().expect("running gan-gpu")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A gzipped IDX image file of `count` random-stroke 28x28 images and its labels.
-fn write_fixture(dir: &Path, count: usize) {
-    let mut images = vec![0, 0, 8, 3];
-    for v in [count as u32, 28, 28] {
-        images.extend_from_slice(&v.to_be_bytes());
-    }
-    images.extend((0..count * 784).map(|i| {
-        let bits = random_bits(5, 0, 0, i as u32)[0];
-        if bits.is_multiple_of(4) {
-            (bits >> 8) as u8
-        } else {
-            0
-        }
-    }));
-    let mut labels = vec![0, 0, 8, 1];
-    labels.extend_from_slice(&(count as u32).to_be_bytes());
-    labels.extend((0..count).map(|i| (i % 10) as u8));
-    for (name, bytes) in [
-        ("train-images-idx3-ubyte.gz", images),
-        ("train-labels-idx1-ubyte.gz", labels),
-    ] {
-        let file = std::fs::File::create(dir.join(name)).unwrap();
-        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-        gz.write_all(&bytes).unwrap();
-        gz.finish().unwrap();
-    }
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let reader = decoder.read_info().unwrap();
-    let info = reader.info();
-    (info.width, info.height)
-}
+use common::fixture::{gan_gpu, png_size, text, write_fixture};
 
 fn train_small(device: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     if device == "gpu" {
@@ -128,6 +77,11 @@ fn check_outputs(out: &Path) {
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["seed"], 3);
     assert_eq!(run["batch_size"], 4);
+
+    // The checkpoint of the end, loadable.
+    let ckpt = gan_gpu::checkpoint::Checkpoint::load(out.join("checkpoint_4.safetensors")).unwrap();
+    assert_eq!(ckpt.state.step, 4);
+    assert_eq!(ckpt.run.unwrap().seed, 3);
 }
 
 #[test]

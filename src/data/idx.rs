@@ -232,3 +232,128 @@ fn check_count(
         stray_bytes,
     })
 }
+
+/// Writes an IDX images file (magic 0x00000803, `count x rows x cols` unsigned bytes),
+/// gzipped when the name ends in `.gz`, image by image and atomically: the file appears,
+/// complete, when [`ImagesWriter::finish`] is called, and not at all if it is not.
+pub struct ImagesWriter {
+    sink: Sink,
+    path: std::path::PathBuf,
+    count: usize,
+    image_len: usize,
+    written: usize,
+}
+
+enum Sink {
+    Raw(io::BufWriter<crate::fsutil::AtomicFile>),
+    Gzip(flate2::write::GzEncoder<io::BufWriter<crate::fsutil::AtomicFile>>),
+}
+
+impl ImagesWriter {
+    /// Starts a file of `count` images of `rows x cols` pixels at `path`.
+    pub fn create(
+        path: impl AsRef<Path>,
+        count: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, DataError> {
+        let path = path.as_ref().to_path_buf();
+        let io_error = |error| DataError::Io {
+            path: path.clone(),
+            error,
+        };
+        let dims = [count, rows, cols].map(u32::try_from);
+        let [Ok(n), Ok(r), Ok(c)] = dims else {
+            return Err(io_error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{count}x{rows}x{cols} images do not fit the 32-bit sizes of IDX"),
+            )));
+        };
+        let file = io::BufWriter::new(crate::fsutil::AtomicFile::create(&path).map_err(io_error)?);
+        let gzip = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let mut sink = if gzip {
+            Sink::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::default(),
+            ))
+        } else {
+            Sink::Raw(file)
+        };
+        let mut header = IMAGES_MAGIC.to_be_bytes().to_vec();
+        for d in [n, r, c] {
+            header.extend_from_slice(&d.to_be_bytes());
+        }
+        sink.write_all(&header).map_err(io_error)?;
+        Ok(ImagesWriter {
+            sink,
+            path,
+            count,
+            image_len: rows * cols,
+            written: 0,
+        })
+    }
+
+    /// Appends images (`image_len` bytes each, any number of them at once).
+    pub fn write(&mut self, pixels: &[u8]) -> Result<(), DataError> {
+        let images = pixels.len() / self.image_len.max(1);
+        if !pixels.len().is_multiple_of(self.image_len.max(1)) || self.written + images > self.count
+        {
+            return Err(self.error(format!(
+                "{} bytes do not make whole images of {} bytes within the {} promised ({} \
+                 written)",
+                pixels.len(),
+                self.image_len,
+                self.count,
+                self.written
+            )));
+        }
+        self.sink.write_all(pixels).map_err(|error| DataError::Io {
+            path: self.path.clone(),
+            error,
+        })?;
+        self.written += images;
+        Ok(())
+    }
+
+    /// Checks that every promised image was written, then moves the file into place.
+    pub fn finish(self) -> Result<(), DataError> {
+        if self.written != self.count {
+            return Err(self.error(format!(
+                "{} of the {} promised images written",
+                self.written, self.count
+            )));
+        }
+        let path = self.path;
+        let io_error = |error| DataError::Io {
+            path: path.clone(),
+            error,
+        };
+        let buffered = match self.sink {
+            Sink::Raw(w) => w,
+            Sink::Gzip(gz) => gz.finish().map_err(io_error)?,
+        };
+        let file = buffered
+            .into_inner()
+            .map_err(|e| io_error(e.into_error()))?;
+        file.commit().map_err(io_error)
+    }
+
+    fn error(&self, message: String) -> DataError {
+        DataError::Io {
+            path: self.path.clone(),
+            error: io::Error::new(io::ErrorKind::InvalidInput, message),
+        }
+    }
+}
+
+impl Sink {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        match self {
+            Sink::Raw(w) => w.write_all(bytes),
+            Sink::Gzip(w) => w.write_all(bytes),
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-pub use idx::{Images, read_images, read_labels};
+pub use idx::{Images, ImagesWriter, read_images, read_labels};
 
 /// Everything that can go wrong finding, fetching or reading the data. Each message names the
 /// file and says what was expected, and where a likely cause is known, what to do about it.

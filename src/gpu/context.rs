@@ -356,6 +356,35 @@ impl GpuContext {
         })
     }
 
+    /// The kernel variants this context's launchers pick, as the one string a checkpoint
+    /// records: `subgroup` or `plain`, then the GEMM and convolution kernel set
+    /// (`subgroup;uniform-windows`). A run resumed on the same adapter with the same choice
+    /// runs the same kernels and so the same sums.
+    pub fn kernel_choice(&self) -> String {
+        let variant = if self.subgroups { "subgroup" } else { "plain" };
+        format!("{variant};{}", self.kernels.name())
+    }
+
+    /// A clone (same device, caches and counters) whose launchers pick the kernels `choice`
+    /// names (a string from [`GpuContext::kernel_choice`]), or why this device cannot.
+    pub fn with_kernel_choice(&self, choice: &str) -> std::result::Result<GpuContext, String> {
+        let (variant, set) = choice.split_once(';').unwrap_or((choice, "direct"));
+        let kernels = match set {
+            "direct" => KernelSet::Direct,
+            "uniform-windows" => KernelSet::UniformWindows,
+            other => return Err(format!("this gan-gpu has no kernel set '{other}'")),
+        };
+        match variant {
+            "plain" if kernels == KernelSet::Direct => Ok(self.without_subgroup_kernels()),
+            "plain" => Err(format!("the {} kernels need subgroups", kernels.name())),
+            "subgroup" if self.subgroups => {
+                self.with_kernel_set(kernels).map_err(|e| e.to_string())
+            }
+            "subgroup" => Err("this adapter has no subgroups of 8 or more".to_string()),
+            other => Err(format!("this gan-gpu has no kernel choice '{other}'")),
+        }
+    }
+
     /// Whether the adapter is a CPU implementation (lavapipe, WARP, SwiftShader).
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu

@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod fixture;
 pub mod golden;
 pub mod gpu;
