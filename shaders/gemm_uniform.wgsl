@@ -12,13 +12,15 @@
 // Windows, in vec4 units (zero where the matrix ends):
 //   A window: [KC][BLOCK_M / 4], element (kk, g * 8 + l) holds rows g*32 + l + {0, 8, 16, 24}
 //   B window: [KC][BLOCK_N / 4], element (kk, c) holds columns 4c .. 4c + 3
-// Tiling: a workgroup of WG = 32 invocations owns 32 rows (the group g) and all BLOCK_N
-// columns, four per invocation. Per k, invocation l of each subgroup loads one A vec4 (rows
+// Tiling: a workgroup of WG = 8 invocations owns 32 rows (the group g) and a quarter of the
+// BLOCK_N columns, four per invocation; small workgroups keep every core of a CPU driver
+// busy even when a block has a single group of rows. Per k, invocation l of each subgroup loads one A vec4 (rows
 // l, l + 8, l + 16, l + 24) and subgroupBroadcast hands all 32 rows to every invocation, so
 // one load per invocation feeds 32 rows; one B vec4 feeds 32 x 4 multiply-adds. Needs
 // subgroups of at least eight invocations (src/gpu/context.rs checks).
 
-const WG: u32 = 32u;
+const WG: u32 = 8u;
+const B_K_VEC4S: u32 = 32u; // vec4s per k of a B window (BLOCK_N / 4)
 const BLOCK_M: u32 = 128u;
 const BLOCK_N: u32 = 128u; // 4 columns per invocation
 const KC: u32 = 128u; // most k per window
@@ -149,7 +151,7 @@ fn store(r: u32, cols: vec4<u32>, col_at: vec4<u32>, v: vec4<f32>) {
     if ok.w { c_out[at.w] = s.w; }
 }
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(8)
 fn gemm_uniform(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
@@ -158,9 +160,10 @@ fn gemm_uniform(
     // This invocation's A vec4 in each window, and its B vec4 per k.
     let g = wid.x;
     let a_at = g * 8u + (sl & 7u);
+    let b_at = wid.y * WG + lane;
 
     // This invocation's four columns of C, and its 32 rows.
-    let cols = p.col0 + lane * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    let cols = p.col0 + b_at * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     let col_at = column_offsets(cols);
     let r0 = p.row0 + g * 32u;
 
@@ -201,26 +204,26 @@ fn gemm_uniform(
         acc[31] = load(r0 + 31u, cols, col_at);
     }
     for (var kk = 0u; kk < window_k(0u); kk++) {
-        rank1(&acc, a0[kk * p.a_k_stride + a_at], b0[kk * WG + lane]);
+        rank1(&acc, a0[kk * p.a_k_stride + a_at], b0[kk * B_K_VEC4S + b_at]);
     }
     if p.windows > 1u {
         for (var kk = 0u; kk < window_k(1u); kk++) {
-            rank1(&acc, a1[kk * p.a_k_stride + a_at], b1[kk * WG + lane]);
+            rank1(&acc, a1[kk * p.a_k_stride + a_at], b1[kk * B_K_VEC4S + b_at]);
         }
     }
     if p.windows > 2u {
         for (var kk = 0u; kk < window_k(2u); kk++) {
-            rank1(&acc, a2[kk * p.a_k_stride + a_at], b2[kk * WG + lane]);
+            rank1(&acc, a2[kk * p.a_k_stride + a_at], b2[kk * B_K_VEC4S + b_at]);
         }
     }
     if p.windows > 3u {
         for (var kk = 0u; kk < window_k(3u); kk++) {
-            rank1(&acc, a3[kk * p.a_k_stride + a_at], b3[kk * WG + lane]);
+            rank1(&acc, a3[kk * p.a_k_stride + a_at], b3[kk * B_K_VEC4S + b_at]);
         }
     }
     if p.windows > 4u {
         for (var kk = 0u; kk < window_k(4u); kk++) {
-            rank1(&acc, a4[kk * p.a_k_stride + a_at], b4[kk * WG + lane]);
+            rank1(&acc, a4[kk * p.a_k_stride + a_at], b4[kk * B_K_VEC4S + b_at]);
         }
     }
 

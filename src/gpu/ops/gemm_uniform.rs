@@ -14,6 +14,9 @@ const WINDOWS: usize = 5;
 /// Rows of C one workgroup owns.
 const WORKGROUP_ROWS: usize = 32;
 
+/// Workgroups across a block's columns (eight invocations of four columns each).
+const COLUMN_SLICES: u32 = 4;
+
 /// The fill of the transposed product, for launchers choosing an orientation.
 pub fn better_transposed(m: usize, n: usize) -> bool {
     fill(n, m) > fill(m, n)
@@ -163,7 +166,7 @@ pub fn gemm_uniform(
 
     for row_block in 0..a.blocks {
         let rows = (m - row_block * BLOCK).min(a_block_rows(m));
-        let grid = [u(rows.div_ceil(WORKGROUP_ROWS))?, 1, 1];
+        let grid = [u(rows.div_ceil(WORKGROUP_ROWS))?, COLUMN_SLICES, 1];
         for col_block in 0..b.blocks {
             for first in (0..a.windows).step_by(WINDOWS) {
                 let count = (a.windows - first).min(WINDOWS);
