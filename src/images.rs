@@ -41,7 +41,13 @@ pub fn grid_png(
 ) -> Result<()> {
     let path = path.as_ref();
     let grid = render_grid(images, rows, cols, image_h, image_w, scale)?;
-    let png = encode_gray_png(&grid.pixels, grid.width, grid.height).map_err(|e| Error::File {
+    let png = encode_png(
+        &grid.pixels,
+        grid.width,
+        grid.height,
+        png::ColorType::Grayscale,
+    )
+    .map_err(|e| Error::File {
         path: path.to_path_buf(),
         message: format!("encoding PNG: {e}"),
     })?;
@@ -148,14 +154,16 @@ fn render_grid(
     })
 }
 
-fn encode_gray_png(
+/// An 8-bit PNG of `pixels` (row-major, `color`'s channels per pixel), in memory.
+pub(crate) fn encode_png(
     pixels: &[u8],
     width: u32,
     height: u32,
+    color: png::ColorType,
 ) -> std::result::Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_color(color);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header()?;
     writer.write_image_data(pixels)?;

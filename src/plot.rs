@@ -167,10 +167,11 @@ pub fn plot_metrics(
         path: output.to_path_buf(),
         message: format!("drawing the plot: {message}"),
     })?;
-    let png = encode_rgb_png(&rgb, w, h).map_err(|e| Error::File {
-        path: output.to_path_buf(),
-        message: format!("encoding PNG: {e}"),
-    })?;
+    let png =
+        crate::images::encode_png(&rgb, w, h, png::ColorType::Rgb).map_err(|e| Error::File {
+            path: output.to_path_buf(),
+            message: format!("encoding PNG: {e}"),
+        })?;
     fsutil::write_atomic(output, &png)?;
     Ok(window)
 }
@@ -332,19 +333,4 @@ fn loss_axis_max(d: &[f64], g: &[f64], d_avg: &[f64], g_avg: &[f64]) -> f64 {
         .fold(0.0, f64::max);
     let top = p99.max(avg_max) * 1.08;
     if top > 0.0 { top } else { 1.0 }
-}
-
-fn encode_rgb_png(
-    pixels: &[u8],
-    width: u32,
-    height: u32,
-) -> std::result::Result<Vec<u8>, png::EncodingError> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(pixels)?;
-    writer.finish()?;
-    Ok(out)
 }

@@ -17,6 +17,17 @@ pub enum DeviceKind {
     Cpu,
 }
 
+/// Where `sample` and `interpolate` run G.
+#[derive(clap::Args, Debug)]
+pub struct GeneratorDevice {
+    /// Where G runs.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
+    pub device: DeviceKind,
+    /// GPU adapter, by index or by a part of its name (see `gan-gpu devices`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
 /// `--kernels`: which GEMM and convolution kernels the GPU runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum KernelArg {

@@ -10,7 +10,7 @@ use gan_gpu::images::GridGif;
 use gan_gpu::model::{IMAGE_LEN, IMAGE_SIDE};
 use gan_gpu::sample::{LatentWalk, generate_batched};
 
-use super::device::{self, DeviceKind};
+use super::device;
 
 #[derive(Args, Debug)]
 pub struct InterpolateArgs {
@@ -44,12 +44,8 @@ pub struct InterpolateArgs {
     /// Latent vectors G runs on at once.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
-    /// Where G runs.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
-    pub device: DeviceKind,
-    /// GPU adapter, by index or by a part of its name (see `gan-gpu devices`).
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub on: device::GeneratorDevice,
 }
 
 pub fn run(args: InterpolateArgs) -> anyhow::Result<()> {
@@ -89,8 +85,8 @@ pub fn run(args: InterpolateArgs) -> anyhow::Result<()> {
         &args.out,
     )?;
     let mut g = device::generator(
-        args.device,
-        args.adapter.as_deref(),
+        args.on.device,
+        args.on.adapter.as_deref(),
         ckpt.config,
         &ckpt.state.weights,
         batch,

@@ -12,7 +12,7 @@ use gan_gpu::images::{grid_png, to_gray};
 use gan_gpu::model::{IMAGE_LEN, IMAGE_SIDE};
 use gan_gpu::sample::{generate_batched, sample_latents};
 
-use super::device::{self, DeviceKind};
+use super::device;
 
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -51,12 +51,8 @@ pub struct SampleArgs {
     /// whatever --count is.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
-    /// Where G runs.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
-    pub device: DeviceKind,
-    /// GPU adapter, by index or by a part of its name (see `gan-gpu devices`).
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub on: device::GeneratorDevice,
 }
 
 /// Rows and columns of a grid for `count` images, from what was given.
@@ -105,8 +101,8 @@ pub fn run(args: SampleArgs) -> anyhow::Result<()> {
     let latent = ckpt.config.latent_dim;
     let batch = args.batch_size.min(args.count);
     let mut g = device::generator(
-        args.device,
-        args.adapter.as_deref(),
+        args.on.device,
+        args.on.adapter.as_deref(),
         ckpt.config,
         &ckpt.state.weights,
         batch,
