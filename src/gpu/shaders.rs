@@ -23,11 +23,13 @@ pub enum Shader {
     Adam,
     Permute,
     Random,
+    /// The benchmark's ceiling kernels (peak multiply-adds, copy bandwidth); not the model's.
+    Roofline,
 }
 
 impl Shader {
     /// Every family in the registry.
-    pub const ALL: [Shader; 11] = [
+    pub const ALL: [Shader; 12] = [
         Shader::Gemm,
         Shader::Conv2d,
         Shader::Conv2dSubgroup,
@@ -39,6 +41,7 @@ impl Shader {
         Shader::Adam,
         Shader::Permute,
         Shader::Random,
+        Shader::Roofline,
     ];
 
     /// The file stem, also the first half of every GPU object label (`"batchnorm:normalize"`).
@@ -55,6 +58,7 @@ impl Shader {
             Shader::Adam => "adam",
             Shader::Permute => "permute",
             Shader::Random => "random",
+            Shader::Roofline => "roofline",
         }
     }
 
@@ -99,6 +103,7 @@ impl Shader {
             Shader::Adam => include_str!("../../shaders/adam.wgsl"),
             Shader::Permute => include_str!("../../shaders/permute.wgsl"),
             Shader::Random => include_str!("../../shaders/random.wgsl"),
+            Shader::Roofline => include_str!("../../shaders/roofline.wgsl"),
         }
     }
 
