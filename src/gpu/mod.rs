@@ -11,7 +11,7 @@ pub mod plan;
 pub mod shaders;
 pub mod tensor;
 
-pub use context::{Bind, DEFAULT_POLL_TIMEOUT, GpuContext, device_type_name};
+pub use context::{Bind, DEFAULT_POLL_TIMEOUT, GpuContext, Recorded, device_type_name};
 pub use plan::{Dispatch, Plan};
 pub use shaders::{Shader, all_pipelines, all_sources};
 pub use tensor::{GpuTensor, arena};
