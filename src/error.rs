@@ -61,6 +61,24 @@ pub enum Error {
         g_loss: f32,
     },
 
+    #[error(
+        "{kernel} ({shape}) disagrees with the CPU reference in `{output}`: element {index} is \
+         {got}, the reference {want} (error {error:.3e}, allowed {allowed:.3e}; {bad} of \
+         {checked} checked elements outside the tolerance)"
+    )]
+    CheckFailed {
+        kernel: String,
+        shape: String,
+        output: String,
+        index: usize,
+        got: f32,
+        want: f64,
+        error: f64,
+        allowed: f64,
+        bad: usize,
+        checked: usize,
+    },
+
     #[error("{0}")]
     Config(String),
 }

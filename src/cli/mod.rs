@@ -1,5 +1,6 @@
 //! Subcommands and their flags.
 
+mod bench;
 mod devices;
 mod gif;
 mod train;
@@ -29,6 +30,9 @@ pub enum Command {
     Devices,
     /// Assemble a folder of grayscale PNG frames into a looping GIF.
     Gif(gif::GifArgs),
+    /// Check every kernel against the CPU reference and time it at the model's shapes, with
+    /// the adapter's ceilings and the whole training step.
+    Bench(Box<bench::BenchArgs>),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -36,5 +40,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(*args, cli.verbose),
         Command::Devices => devices::run(),
         Command::Gif(args) => gif::run(args),
+        Command::Bench(args) => bench::run(*args),
     }
 }

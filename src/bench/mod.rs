@@ -1,0 +1,263 @@
+//! The benchmark behind `gan-gpu bench` and `cargo bench`: every kernel at the shapes the
+//! model runs, square GEMMs, the adapter's own ceilings and the whole training step.
+//!
+//! Each kernel goes through the same path: a [`Case`] uploads seeded inputs and records
+//! the launcher's plan once; [`Case::verify`] runs it and compares with the CPU reference
+//! (failing the run on a mismatch); [`measure`] warms up and samples it; and
+//! [`KernelEntry`] rates the median against the roofline of the measured ceilings.
+
+pub mod case;
+pub mod check;
+mod contractions;
+pub mod cost;
+pub mod inventory;
+mod pointwise;
+pub mod report;
+pub mod sampled;
+pub mod timer;
+pub mod training;
+
+use std::time::Instant;
+
+pub use case::Case;
+pub use cost::Kernel;
+pub use report::{Ceilings, DeviceInfo, KernelEntry, Report};
+pub use timer::{Clock, Sampling, Timer, Timing, measure};
+pub use training::StepEntry;
+
+use crate::Result;
+use crate::gpu::{GpuContext, device_type_name};
+use crate::model::{FakeBnMode, ModelConfig};
+use crate::shapes::GemmShape;
+
+/// Images in MNIST's training set: the size of the dataset the gather draws from.
+pub const DATASET_IMAGES: usize = 60_000;
+
+/// What a run measures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchConfig {
+    /// Batch sizes whose kernels are timed one by one.
+    pub kernel_batches: Vec<usize>,
+    /// Sides of the square GEMMs.
+    pub gemm_sizes: Vec<usize>,
+    /// Batch sizes of the timed GPU training steps.
+    pub step_batches: Vec<usize>,
+    /// GPU steps timed per batch size; `None` picks a count per size, `Some(0)` skips them.
+    pub gpu_steps: Option<usize>,
+    /// Batch size and step count of the CPU reference step (0 steps skips it).
+    pub cpu_batch: usize,
+    pub cpu_steps: usize,
+    /// Kernels whose name contains one of these (all when empty).
+    pub filter: Vec<String>,
+    pub sampling: Sampling,
+    /// Time with the wall clock even where GPU timestamps exist.
+    pub wall_clock: bool,
+    /// Bytes the copy ceiling copies (and as many it writes).
+    pub copy_bytes: u64,
+    /// Images of the synthetic training set.
+    pub dataset_images: usize,
+    pub seed: u64,
+}
+
+impl BenchConfig {
+    /// The default run on `ctx`: batches 32 and 256, square GEMMs up to 2048 (4096 on a
+    /// real GPU), steps at 32 to 256 and the CPU step at 32.
+    pub fn defaults_for(ctx: &GpuContext) -> BenchConfig {
+        let mut gemm_sizes = vec![256, 512, 1024, 2048];
+        if !ctx.is_software() {
+            gemm_sizes.push(4096);
+        }
+        BenchConfig {
+            kernel_batches: vec![32, 256],
+            gemm_sizes,
+            step_batches: vec![32, 64, 128, 256],
+            gpu_steps: None,
+            cpu_batch: 32,
+            cpu_steps: 1,
+            filter: Vec::new(),
+            sampling: Sampling::default(),
+            wall_clock: false,
+            copy_bytes: 64 << 20,
+            dataset_images: DATASET_IMAGES,
+            seed: 0x6265_6e63_6800,
+        }
+    }
+
+    fn selects(&self, kernel: &Kernel) -> bool {
+        self.filter.is_empty()
+            || self
+                .filter
+                .iter()
+                .any(|f| kernel.name().contains(f.as_str()))
+    }
+}
+
+/// The ceiling kernels' sizes: enough invocations to fill the device, enough loop trips
+/// (or bytes) that launching them costs little next to the work.
+fn ceiling_kernels(ctx: &GpuContext, copy_bytes: u64) -> [Kernel; 2] {
+    let (invocations, iterations) = if ctx.is_software() {
+        (1 << 16, 64)
+    } else {
+        (1 << 20, 256)
+    };
+    let fma = Kernel::FmaPeak {
+        invocations,
+        iterations,
+    };
+    let copy = Kernel::Copy {
+        len: (copy_bytes / 16 * 4) as usize,
+    };
+    [fma, copy]
+}
+
+/// Checks `kernel` against the CPU reference, then times it.
+pub fn check_and_time(
+    ctx: &GpuContext,
+    timer: &Timer,
+    kernel: Kernel,
+    config: &BenchConfig,
+) -> Result<(Timing, check::Agreement)> {
+    let case = Case::new(ctx, kernel, config.seed)?;
+    let agreement = case.verify(ctx)?;
+    let timing = measure(timer, &[case.plan()], &config.sampling)?;
+    log::debug!(
+        "{} {}: median {:.4} ms over {} x {} runs (worst error {:.2} of allowed)",
+        kernel.name(),
+        kernel.shape(),
+        1e3 * timing.median_s,
+        timing.samples,
+        timing.repeats,
+        agreement.worst
+    );
+    Ok((timing, agreement))
+}
+
+/// Runs everything `config` asks for on `ctx`.
+pub fn run(ctx: &GpuContext, config: &BenchConfig) -> Result<Report> {
+    let started = Instant::now();
+    let timer = Timer::new(ctx, config.wall_clock)?;
+    let cfg = ModelConfig::default();
+
+    // The ceilings first: every other kernel is rated against them.
+    log::info!("measuring the ceilings ({})", timer.clock().describe());
+    let [fma, copy] = ceiling_kernels(ctx, config.copy_bytes);
+    let (fma_t, fma_check) = check_and_time(ctx, &timer, fma, config)?;
+    let (copy_t, copy_check) = check_and_time(ctx, &timer, copy, config)?;
+    // A ceiling is the best the device does: the fastest sample, not the typical one.
+    let ceilings = Ceilings {
+        fma_gflops: fma.flops() as f64 / fma_t.min_s * 1e-9,
+        copy_gbs: copy.bytes() as f64 / copy_t.min_s * 1e-9,
+    };
+    let ceiling_kernels = vec![
+        KernelEntry::new(&fma, "ceiling", 0, &fma_t, fma_check, &ceilings),
+        KernelEntry::new(&copy, "ceiling", 0, &copy_t, copy_check, &ceilings),
+    ];
+
+    // The model's kernels at each batch, then the square GEMMs.
+    let mut kernels = Vec::new();
+    for &batch in &config.kernel_batches {
+        log::info!(
+            "timing the kernels of a step at batch {batch} ({:.0} s in)",
+            started.elapsed().as_secs_f64()
+        );
+        let mut batch_kernels = model_kernels(&cfg, batch, config.dataset_images);
+        batch_kernels.sort_by_key(|(k, _)| k.name());
+        for (kernel, per_step) in batch_kernels {
+            if config.selects(&kernel) {
+                let (t, check) = check_and_time(ctx, &timer, kernel, config)?;
+                let group = format!("batch {batch}");
+                kernels.push(KernelEntry::new(
+                    &kernel, &group, per_step, &t, check, &ceilings,
+                ));
+            }
+        }
+    }
+    for &side in &config.gemm_sizes {
+        let kernel = Kernel::Gemm(GemmShape {
+            m: side,
+            n: side,
+            k: side,
+            trans_a: false,
+            trans_b: false,
+        });
+        if config.selects(&kernel) {
+            log::info!(
+                "timing the {side} x {side} GEMM ({:.0} s in)",
+                started.elapsed().as_secs_f64()
+            );
+            let (t, check) = check_and_time(ctx, &timer, kernel, config)?;
+            kernels.push(KernelEntry::new(
+                &kernel,
+                "square gemm",
+                0,
+                &t,
+                check,
+                &ceilings,
+            ));
+        }
+    }
+
+    // Whole steps.
+    let mut steps = Vec::new();
+    let images = training::synthetic_images(config.dataset_images, config.seed);
+    if config.gpu_steps != Some(0) {
+        for &batch in &config.step_batches {
+            log::info!(
+                "timing GPU training steps at batch {batch} ({:.0} s in)",
+                started.elapsed().as_secs_f64()
+            );
+            let entry = training::time_gpu_steps(ctx, &cfg, batch, &images, config.gpu_steps)?;
+            steps.push(entry);
+        }
+    }
+    if config.cpu_steps > 0 {
+        log::info!(
+            "timing the CPU reference step at batch {} ({:.0} s in)",
+            config.cpu_batch,
+            started.elapsed().as_secs_f64()
+        );
+        let entry = training::time_cpu_steps(&cfg, config.cpu_batch, &images, config.cpu_steps)?;
+        steps.push(entry);
+    }
+    log::info!("benchmark done in {:.1} s", started.elapsed().as_secs_f64());
+
+    let info = &ctx.info;
+    Ok(Report {
+        program: "gan-gpu",
+        version: env!("CARGO_PKG_VERSION"),
+        device: DeviceInfo {
+            adapter: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: device_type_name(info.device_type).to_string(),
+            driver: info.driver.clone(),
+            driver_info: info.driver_info.clone(),
+            subgroup_kernels: ctx.subgroup_kernels(),
+        },
+        clock: timer.clock(),
+        steps_clock: Clock::WallClock,
+        ceilings,
+        ceiling_kernels,
+        kernels,
+        steps,
+    })
+}
+
+/// The distinct kernels the model runs at `batch`, each with how often the configured step
+/// runs it: the step's own, then the inference-mode BatchNorm of the other `--fake-bn`
+/// setting (and of the sample grids).
+pub fn model_kernels(cfg: &ModelConfig, batch: usize, images: usize) -> Vec<(Kernel, usize)> {
+    let mut kernels = inventory::distinct(&inventory::step_kernels(cfg, batch, images));
+    let other = ModelConfig {
+        fake_bn: match cfg.fake_bn {
+            FakeBnMode::Training => FakeBnMode::Inference,
+            FakeBnMode::Inference => FakeBnMode::Training,
+        },
+        ..*cfg
+    };
+    for (kernel, _) in inventory::distinct(&inventory::step_kernels(&other, batch, images)) {
+        if !kernels.iter().any(|(k, _)| *k == kernel) {
+            kernels.push((kernel, 0));
+        }
+    }
+    kernels
+}
