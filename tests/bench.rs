@@ -218,6 +218,10 @@ fn bad_bench_flags_are_refused_naming_the_flag() {
         (vec!["bench", "--gemm-sizes", "0"], "--gemm-sizes"),
         (vec!["bench", "--min-samples", "0"], "--min-samples"),
         (vec!["bench", "--filter", ","], "--filter"),
+        (
+            vec!["bench", "--json", "/nonexistent/folder/b.json"],
+            "/nonexistent/folder",
+        ),
     ] {
         let out = gan_gpu(&args);
         assert!(!out.status.success(), "{args:?} was accepted");

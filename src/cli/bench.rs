@@ -137,6 +137,18 @@ fn validate(args: &BenchArgs) -> anyhow::Result<()> {
             bail!("{flag} must be at least 1");
         }
     }
+    // The JSON is written at the end: find a missing folder before minutes of measuring.
+    if let Some(path) = args.json.as_deref().filter(|p| p.as_os_str() != "-")
+        && let Some(folder) = path
+            .parent()
+            .filter(|f| !f.as_os_str().is_empty() && !f.is_dir())
+    {
+        bail!(
+            "--json {}: the folder {} does not exist",
+            path.display(),
+            folder.display()
+        );
+    }
     if args.filter.iter().any(|f| f.trim().is_empty()) {
         bail!("--filter takes non-empty kernel name parts, e.g. --filter conv2d,gemm");
     }
