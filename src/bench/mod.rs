@@ -136,89 +136,9 @@ pub fn check_and_time(
 pub fn run(ctx: &GpuContext, config: &BenchConfig) -> Result<Report> {
     let started = Instant::now();
     let timer = Timer::new(ctx, config.wall_clock)?;
-    let cfg = ModelConfig::default();
-
-    // The ceilings first: every other kernel is rated against them.
-    log::info!("measuring the ceilings ({})", timer.clock().describe());
-    let [fma, copy] = ceiling_kernels(ctx, config.copy_bytes);
-    let (fma_t, fma_check) = check_and_time(ctx, &timer, fma, config)?;
-    let (copy_t, copy_check) = check_and_time(ctx, &timer, copy, config)?;
-    // A ceiling is the best the device does: the fastest sample, not the typical one.
-    let ceilings = Ceilings {
-        fma_gflops: fma.flops() as f64 / fma_t.min_s * 1e-9,
-        copy_gbs: copy.bytes() as f64 / copy_t.min_s * 1e-9,
-    };
-    let ceiling_kernels = vec![
-        KernelEntry::new(&fma, "ceiling", 0, &fma_t, fma_check, &ceilings),
-        KernelEntry::new(&copy, "ceiling", 0, &copy_t, copy_check, &ceilings),
-    ];
-
-    // The model's kernels at each batch, then the square GEMMs.
-    let mut kernels = Vec::new();
-    for &batch in &config.kernel_batches {
-        log::info!(
-            "timing the kernels of a step at batch {batch} ({:.0} s in)",
-            started.elapsed().as_secs_f64()
-        );
-        let mut batch_kernels = model_kernels(&cfg, batch, config.dataset_images);
-        batch_kernels.sort_by_key(|(k, _)| k.name());
-        for (kernel, per_step) in batch_kernels {
-            if config.selects(&kernel) {
-                let (t, check) = check_and_time(ctx, &timer, kernel, config)?;
-                let group = format!("batch {batch}");
-                kernels.push(KernelEntry::new(
-                    &kernel, &group, per_step, &t, check, &ceilings,
-                ));
-            }
-        }
-    }
-    for &side in &config.gemm_sizes {
-        let kernel = Kernel::Gemm(GemmShape {
-            m: side,
-            n: side,
-            k: side,
-            trans_a: false,
-            trans_b: false,
-        });
-        if config.selects(&kernel) {
-            log::info!(
-                "timing the {side} x {side} GEMM ({:.0} s in)",
-                started.elapsed().as_secs_f64()
-            );
-            let (t, check) = check_and_time(ctx, &timer, kernel, config)?;
-            kernels.push(KernelEntry::new(
-                &kernel,
-                "square gemm",
-                0,
-                &t,
-                check,
-                &ceilings,
-            ));
-        }
-    }
-
-    // Whole steps.
-    let mut steps = Vec::new();
-    let images = training::synthetic_images(config.dataset_images, config.seed);
-    if config.gpu_steps != Some(0) {
-        for &batch in &config.step_batches {
-            log::info!(
-                "timing GPU training steps at batch {batch} ({:.0} s in)",
-                started.elapsed().as_secs_f64()
-            );
-            let entry = training::time_gpu_steps(ctx, &cfg, batch, &images, config.gpu_steps)?;
-            steps.push(entry);
-        }
-    }
-    if config.cpu_steps > 0 {
-        log::info!(
-            "timing the CPU reference step at batch {} ({:.0} s in)",
-            config.cpu_batch,
-            started.elapsed().as_secs_f64()
-        );
-        let entry = training::time_cpu_steps(&cfg, config.cpu_batch, &images, config.cpu_steps)?;
-        steps.push(entry);
-    }
+    let (ceilings, ceiling_kernels) = measure_ceilings(ctx, &timer, config)?;
+    let kernels = measure_kernels(ctx, &timer, config, &ceilings, started)?;
+    let steps = measure_steps(ctx, config, started)?;
     log::info!("benchmark done in {:.1} s", started.elapsed().as_secs_f64());
 
     let info = &ctx.info;
@@ -240,6 +160,108 @@ pub fn run(ctx: &GpuContext, config: &BenchConfig) -> Result<Report> {
         kernels,
         steps,
     })
+}
+
+/// Logs the next section of the run with the time spent so far.
+fn section(started: Instant, what: &str) {
+    log::info!("{what} ({:.0} s in)", started.elapsed().as_secs_f64());
+}
+
+/// The ceilings, measured first: every other kernel is rated against them.
+fn measure_ceilings(
+    ctx: &GpuContext,
+    timer: &Timer,
+    config: &BenchConfig,
+) -> Result<(Ceilings, Vec<KernelEntry>)> {
+    log::info!("measuring the ceilings ({})", timer.clock().describe());
+    let [fma, copy] = ceiling_kernels(ctx, config.copy_bytes);
+    let (fma_t, fma_check) = check_and_time(ctx, timer, fma, config)?;
+    let (copy_t, copy_check) = check_and_time(ctx, timer, copy, config)?;
+
+    // A ceiling is the best the device does: the fastest sample, not the typical one.
+    let ceilings = Ceilings {
+        fma_gflops: fma.flops() as f64 / fma_t.min_s * 1e-9,
+        copy_gbs: copy.bytes() as f64 / copy_t.min_s * 1e-9,
+    };
+    let entries = vec![
+        KernelEntry::new(&fma, "ceiling", 0, &fma_t, fma_check, &ceilings),
+        KernelEntry::new(&copy, "ceiling", 0, &copy_t, copy_check, &ceilings),
+    ];
+    Ok((ceilings, entries))
+}
+
+/// The model's kernels at each batch (grouped by launcher), then the square GEMMs.
+fn measure_kernels(
+    ctx: &GpuContext,
+    timer: &Timer,
+    config: &BenchConfig,
+    ceilings: &Ceilings,
+    started: Instant,
+) -> Result<Vec<KernelEntry>> {
+    let cfg = ModelConfig::default();
+    let mut todo: Vec<(Kernel, String, usize)> = Vec::new();
+    for &batch in &config.kernel_batches {
+        let mut at_batch = model_kernels(&cfg, batch, config.dataset_images);
+        at_batch.sort_by_key(|(k, _)| k.name());
+        todo.extend(
+            at_batch
+                .into_iter()
+                .map(|(k, n)| (k, format!("batch {batch}"), n)),
+        );
+    }
+    for &side in &config.gemm_sizes {
+        let square = GemmShape {
+            m: side,
+            n: side,
+            k: side,
+            trans_a: false,
+            trans_b: false,
+        };
+        todo.push((Kernel::Gemm(square), "square gemm".into(), 0));
+    }
+
+    let mut entries: Vec<KernelEntry> = Vec::new();
+    for (kernel, group, per_step) in todo.into_iter().filter(|(k, ..)| config.selects(k)) {
+        if entries.last().is_none_or(|e| e.group != group) {
+            section(started, &format!("timing the kernels of group '{group}'"));
+        }
+        let (t, check) = check_and_time(ctx, timer, kernel, config)?;
+        entries.push(KernelEntry::new(
+            &kernel, &group, per_step, &t, check, ceilings,
+        ));
+    }
+    Ok(entries)
+}
+
+/// Whole training steps on the GPU at each batch, then the CPU reference's.
+fn measure_steps(
+    ctx: &GpuContext,
+    config: &BenchConfig,
+    started: Instant,
+) -> Result<Vec<StepEntry>> {
+    let cfg = ModelConfig::default();
+    let images = training::synthetic_images(config.dataset_images, config.seed);
+    let mut steps = Vec::new();
+    if config.gpu_steps != Some(0) {
+        for &batch in &config.step_batches {
+            section(
+                started,
+                &format!("timing GPU training steps at batch {batch}"),
+            );
+            let entry = training::time_gpu_steps(ctx, &cfg, batch, &images, config.gpu_steps)?;
+            steps.push(entry);
+        }
+    }
+    if config.cpu_steps > 0 {
+        let batch = config.cpu_batch;
+        section(
+            started,
+            &format!("timing the CPU reference step at batch {batch}"),
+        );
+        let entry = training::time_cpu_steps(&cfg, batch, &images, config.cpu_steps)?;
+        steps.push(entry);
+    }
+    Ok(steps)
 }
 
 /// The distinct kernels the model runs at `batch`, each with how often the configured step

@@ -166,6 +166,10 @@ pub struct Sampling {
     pub min_samples: usize,
     /// ...and at most this many.
     pub max_samples: usize,
+    /// A kernel whose fewest samples would take longer than this gets only as many as fit,
+    /// and never fewer than two: one run of the largest square GEMM on a software
+    /// rasterizer takes seconds.
+    pub max_time: Duration,
 }
 
 impl Default for Sampling {
@@ -175,6 +179,7 @@ impl Default for Sampling {
             budget: Duration::from_millis(120),
             min_samples: 3,
             max_samples: 15,
+            max_time: Duration::from_secs(10),
         }
     }
 }
@@ -204,6 +209,8 @@ pub fn measure(timer: &Timer, plans: &[&Plan], sampling: &Sampling) -> Result<Ti
     let per_sample = once * repeats as f64;
     let samples = ((sampling.budget.as_secs_f64() / per_sample) as usize)
         .clamp(sampling.min_samples.max(1), sampling.max_samples.max(1));
+    let fit = (sampling.max_time.as_secs_f64() / per_sample) as usize;
+    let samples = samples.min(fit.max(2));
 
     let mut times = Vec::with_capacity(samples);
     if repeats == 1 {
