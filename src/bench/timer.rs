@@ -167,8 +167,8 @@ pub struct Sampling {
     /// ...and at most this many.
     pub max_samples: usize,
     /// A kernel whose fewest samples would take longer than this gets only as many as fit,
-    /// and never fewer than two: one run of the largest square GEMM on a software
-    /// rasterizer takes seconds.
+    /// and never fewer than two: on a software rasterizer the largest kernels run for
+    /// seconds, where two samples say as much as three.
     pub max_time: Duration,
 }
 
@@ -176,10 +176,10 @@ impl Default for Sampling {
     fn default() -> Self {
         Sampling {
             target_sample: Duration::from_millis(10),
-            budget: Duration::from_millis(120),
+            budget: Duration::from_millis(80),
             min_samples: 3,
-            max_samples: 15,
-            max_time: Duration::from_secs(10),
+            max_samples: 10,
+            max_time: Duration::from_secs(2),
         }
     }
 }

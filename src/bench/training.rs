@@ -12,7 +12,7 @@ use crate::train::cpu::CpuTrainer;
 use crate::train::gpu::GpuTrainer;
 
 /// When the step count is not given, steps are timed until about this long has passed.
-pub const STEP_BUDGET: Duration = Duration::from_secs(3);
+pub const STEP_BUDGET: Duration = Duration::from_secs(2);
 
 /// Most steps timed per batch size when the count is not given.
 const MAX_STEPS: usize = 20;

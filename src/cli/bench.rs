@@ -23,7 +23,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128, 256])]
     pub step_batches: Vec<usize>,
     /// GPU training steps timed per batch size, after one warm-up step; 0 skips the step
-    /// timing [default: as many as fit in about 3 s, at least 1].
+    /// timing [default: as many as fit in about 2 s, at least 1].
     #[arg(long)]
     pub steps: Option<usize>,
     /// CPU reference steps timed (0 skips them).
@@ -40,9 +40,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     pub sample_ms: u64,
     /// Time to spend sampling each kernel, in milliseconds (at least --min-samples samples).
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 80)]
     pub kernel_ms: u64,
-    /// Fewest samples per kernel.
+    /// Fewest samples per kernel (but 2 where that many would take over 2 s).
     #[arg(long, default_value_t = 3)]
     pub min_samples: usize,
     /// Time with the wall clock around submit and wait even where GPU timestamps exist.
