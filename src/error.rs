@@ -65,6 +65,9 @@ pub enum Error {
     },
 
     #[error("{0}")]
+    CheckFailed(Box<CheckFailure>),
+
+    #[error("{0}")]
     Config(String),
 }
 
@@ -77,4 +80,24 @@ impl Error {
             source,
         }
     }
+}
+
+/// A kernel's output that disagrees with the CPU reference, at its worst element.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{kernel} ({shape}) disagrees with the CPU reference in `{output}`: element {index} is \
+     {got}, the reference {want} (error {error:.3e}, allowed {allowed:.3e}; {bad} of \
+     {checked} checked elements outside the tolerance)"
+)]
+pub struct CheckFailure {
+    pub kernel: String,
+    pub shape: String,
+    pub output: String,
+    pub index: usize,
+    pub got: f32,
+    pub want: f64,
+    pub error: f64,
+    pub allowed: f64,
+    pub bad: usize,
+    pub checked: usize,
 }

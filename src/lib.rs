@@ -1,6 +1,7 @@
 //! gan-gpu: a DCGAN trained on the GPU with hand-written WGSL kernels, and a plain CPU
 //! reference implementation of every kernel to check them against.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;

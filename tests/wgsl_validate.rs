@@ -96,3 +96,21 @@ fn params_structs_match_their_rust_mirrors() {
         }
     }
 }
+
+/// The ceiling kernels are not in `params_layouts` (that list is the model's families), so
+/// their Params mirror and workgroup size are held to the WGSL here.
+#[test]
+fn roofline_params_and_workgroup_size_match_the_launcher() {
+    let shader = Shader::Roofline;
+    let module = parse(shader.name(), &shader.source());
+    let wgsl_size = struct_size(&module, "Params").expect("roofline.wgsl declares Params");
+    assert_eq!(wgsl_size as usize, gan_gpu::gpu::ops::roofline::PARAMS_SIZE);
+    for ep in &module.entry_points {
+        assert_eq!(
+            ep.workgroup_size,
+            [WORKGROUP_SIZE, 1, 1],
+            "roofline:{}",
+            ep.name
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! Subcommands and their flags.
 
+mod bench;
 mod device;
 mod devices;
 mod gif;
@@ -41,6 +42,9 @@ pub enum Command {
     Devices,
     /// Assemble a folder of grayscale PNG frames into a looping GIF.
     Gif(gif::GifArgs),
+    /// Check every kernel against the CPU reference and time it at the model's shapes, with
+    /// the adapter's ceilings and the whole training step.
+    Bench(Box<bench::BenchArgs>),
 }
 
 /// Runs the command; the exit status on success (130 or 143 when training was stopped by a
@@ -53,5 +57,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Plot(args) => plot::run(args).map(|_| 0),
         Command::Devices => devices::run().map(|_| 0),
         Command::Gif(args) => gif::run(args).map(|_| 0),
+        Command::Bench(args) => bench::run(*args).map(|_| 0),
     }
 }

@@ -20,6 +20,7 @@ pub mod gemm;
 pub mod loss;
 pub mod permute;
 pub mod random;
+pub mod roofline;
 
 pub use activation::{
     leaky_relu_backward, leaky_relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward,

@@ -74,6 +74,13 @@ impl<'a> From<&'a wgpu::Buffer> for Bind<'a> {
     }
 }
 
+/// A command buffer recorded by [`GpuContext::record`], waiting to be submitted.
+pub struct Recorded {
+    label: String,
+    buffer: wgpu::CommandBuffer,
+    dispatches: u64,
+}
+
 /// A compute pipeline and the bind group layout wgpu derived from its entry point.
 #[derive(Clone)]
 struct CachedPipeline {
@@ -90,6 +97,8 @@ struct Shared {
     bytes_transferred: AtomicU64,
     objects_created: AtomicU64,
     submits: AtomicU64,
+    command_buffers: AtomicU64,
+    dispatches: AtomicU64,
 }
 
 /// One GPU device with its queue, pipeline cache and transfer counters.
@@ -227,11 +236,13 @@ impl GpuContext {
         let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size >= 8
             && info.subgroup_max_size <= 64;
-        let required_features = if subgroups {
+        let mut required_features = if subgroups {
             wgpu::Features::SUBGROUP
         } else {
             wgpu::Features::empty()
         };
+        // GPU timestamps let the benchmark time kernels without the submit and the wait.
+        required_features |= adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
 
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("gan-gpu"),
@@ -315,6 +326,8 @@ impl GpuContext {
                 bytes_transferred: AtomicU64::new(0),
                 objects_created: AtomicU64::new(0),
                 submits: AtomicU64::new(0),
+                command_buffers: AtomicU64::new(0),
+                dispatches: AtomicU64::new(0),
             }),
         })
     }
@@ -385,6 +398,14 @@ impl GpuContext {
         }
     }
 
+    /// Whether the device writes GPU timestamps (`wgpu::Features::TIMESTAMP_QUERY`) at the
+    /// start and end of compute passes.
+    pub fn timestamp_queries(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
     /// Whether the adapter is a CPU implementation (lavapipe, WARP, SwiftShader).
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
@@ -410,6 +431,24 @@ impl GpuContext {
     /// Queue submissions so far.
     pub fn submits(&self) -> u64 {
         self.shared.submits.load(Ordering::Relaxed)
+    }
+
+    /// Command buffers submitted so far: one per plan submission and one per read chunk.
+    pub fn command_buffers(&self) -> u64 {
+        self.shared.command_buffers.load(Ordering::Relaxed)
+    }
+
+    /// Kernel launches submitted so far (every dispatch of every plan run).
+    pub fn dispatches(&self) -> u64 {
+        self.shared.dispatches.load(Ordering::Relaxed)
+    }
+
+    fn count_submit(&self, dispatches: u64) {
+        self.shared.submits.fetch_add(1, Ordering::Relaxed);
+        self.shared.command_buffers.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .dispatches
+            .fetch_add(dispatches, Ordering::Relaxed);
     }
 
     fn count_bytes(&self, n: u64) {
@@ -619,7 +658,7 @@ impl GpuContext {
             encoder.copy_buffer_to_buffer(src, offset, staging, 0, size);
             self.queue.submit([encoder.finish()])
         })?;
-        self.shared.submits.fetch_add(1, Ordering::Relaxed);
+        self.count_submit(0);
 
         let (sender, receiver) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, 0..size, move |r| {
@@ -903,23 +942,57 @@ impl GpuContext {
     /// Record `plans`, in order, into one compute pass of one command buffer and submit it,
     /// without waiting.
     pub fn submit(&self, plans: &[&Plan]) -> Result<wgpu::SubmissionIndex> {
+        let recorded = self.record(plans, 1, None, |_| {})?;
+        self.submit_recorded(recorded)
+    }
+
+    /// Record `plans`, in order, `repeats` times over into one compute pass of a command
+    /// buffer, without submitting it: `timestamp_writes` go on the pass and `after_pass` adds
+    /// commands behind it (resolving those timestamps). A benchmark records first and starts
+    /// its clock at [`GpuContext::submit_recorded`], so recording is not timed.
+    pub fn record(
+        &self,
+        plans: &[&Plan],
+        repeats: u32,
+        timestamp_writes: Option<wgpu::ComputePassTimestampWrites<'_>>,
+        after_pass: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Result<Recorded> {
         let label = plans.first().map_or("plan", |p| p.label());
-        let index = self.scoped(label, || {
+        let buffer = self.scoped(label, || {
             let mut encoder = self
                 .device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(label),
-                    timestamp_writes: None,
+                    timestamp_writes,
                 });
-                for plan in plans {
-                    plan.record(&mut pass);
+                for _ in 0..repeats {
+                    for plan in plans {
+                        plan.record(&mut pass);
+                    }
                 }
             }
-            self.queue.submit([encoder.finish()])
+            after_pass(&mut encoder);
+            encoder.finish()
         })?;
-        self.shared.submits.fetch_add(1, Ordering::Relaxed);
+        let per_repeat: u64 = plans.iter().map(|p| p.len() as u64).sum();
+        Ok(Recorded {
+            label: label.to_string(),
+            buffer,
+            dispatches: per_repeat * repeats as u64,
+        })
+    }
+
+    /// Submit a command buffer made by [`GpuContext::record`], without waiting.
+    pub fn submit_recorded(&self, recorded: Recorded) -> Result<wgpu::SubmissionIndex> {
+        let Recorded {
+            label,
+            buffer,
+            dispatches,
+        } = recorded;
+        let index = self.scoped(&label, || self.queue.submit([buffer]))?;
+        self.count_submit(dispatches);
         Ok(index)
     }
 

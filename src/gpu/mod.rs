@@ -12,7 +12,8 @@ pub mod shaders;
 pub mod tensor;
 
 pub use context::{
-    Bind, DEFAULT_POLL_TIMEOUT, GpuContext, KernelSet, UNIFORM_WINDOW_BYTES, device_type_name,
+    Bind, DEFAULT_POLL_TIMEOUT, GpuContext, KernelSet, Recorded, UNIFORM_WINDOW_BYTES,
+    device_type_name,
 };
 pub use plan::{Dispatch, Plan};
 pub use shaders::{Shader, all_pipelines, all_sources};

@@ -27,11 +27,13 @@ pub enum Shader {
     Adam,
     Permute,
     Random,
+    /// The benchmark's ceiling kernels (peak multiply-adds, copy bandwidth); not the model's.
+    Roofline,
 }
 
 impl Shader {
     /// Every family in the registry.
-    pub const ALL: [Shader; 13] = [
+    pub const ALL: [Shader; 14] = [
         Shader::Gemm,
         Shader::GemmUniform,
         Shader::Pack,
@@ -45,6 +47,7 @@ impl Shader {
         Shader::Adam,
         Shader::Permute,
         Shader::Random,
+        Shader::Roofline,
     ];
 
     /// The file stem, also the first half of every GPU object label (`"batchnorm:normalize"`).
@@ -63,6 +66,7 @@ impl Shader {
             Shader::Adam => "adam",
             Shader::Permute => "permute",
             Shader::Random => "random",
+            Shader::Roofline => "roofline",
         }
     }
 
@@ -109,6 +113,7 @@ impl Shader {
             Shader::Adam => include_str!("../../shaders/adam.wgsl"),
             Shader::Permute => include_str!("../../shaders/permute.wgsl"),
             Shader::Random => include_str!("../../shaders/random.wgsl"),
+            Shader::Roofline => include_str!("../../shaders/roofline.wgsl"),
         }
     }
 

@@ -30,6 +30,7 @@ pub mod loss;
 pub mod pack;
 pub mod permute;
 pub mod random;
+pub mod roofline;
 
 pub use activation::{
     leaky_relu_backward, leaky_relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward,
