@@ -152,6 +152,7 @@ pub fn run(ctx: &GpuContext, config: &BenchConfig) -> Result<Report> {
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
             subgroup_kernels: ctx.subgroup_kernels(),
+            kernels: ctx.kernel_choice(),
         },
         clock: timer.clock(),
         steps_clock: Clock::WallClock,

@@ -113,6 +113,8 @@ pub struct DeviceInfo {
     pub driver: String,
     pub driver_info: String,
     pub subgroup_kernels: bool,
+    /// `GpuContext::kernel_choice`: the variants and the GEMM/convolution kernel set.
+    pub kernels: String,
 }
 
 /// Everything one run measured.
@@ -139,8 +141,8 @@ impl Report {
         let d = &self.device;
         let _ = writeln!(
             out,
-            "gan-gpu bench on {} ({}, {}), driver {} {}",
-            d.adapter, d.backend, d.device_type, d.driver, d.driver_info
+            "gan-gpu bench on {} ({}, {}), driver {} {}, kernels {}",
+            d.adapter, d.backend, d.device_type, d.driver, d.driver_info, d.kernels
         );
         let _ = writeln!(
             out,

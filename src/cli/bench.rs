@@ -58,11 +58,15 @@ pub struct BenchArgs {
     /// GPU adapter, by index or by a part of its name (see `gan-gpu devices`).
     #[arg(long)]
     pub adapter: Option<String>,
+    /// GEMM and convolution kernels to measure (as `train --kernels`).
+    #[arg(long, value_enum, default_value_t = super::device::KernelArg::Auto)]
+    pub kernels: super::device::KernelArg,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     validate(&args)?;
     let ctx = GpuContext::new(args.adapter.as_deref()).context("opening the GPU")?;
+    let ctx = super::device::with_kernels(ctx, args.kernels)?;
     let defaults = BenchConfig::defaults_for(&ctx);
     let config = BenchConfig {
         kernel_batches: args.batches.clone(),
