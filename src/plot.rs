@@ -117,9 +117,11 @@ pub fn moving_average(values: &[f64], window: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The window [`plot_metrics`] uses when none is given: a fiftieth of the rows, at least 1.
+/// The window [`plot_metrics`] uses when none is given: a fiftieth of the rows, but at least
+/// five (a short run's curve is otherwise drawn unsmoothed) and never more than a fifth of
+/// them.
 pub fn default_window(rows: usize) -> usize {
-    (rows / 50).max(1)
+    (rows / 50).max(5).min(rows / 5).max(1)
 }
 
 /// How a plot looks.
@@ -333,4 +335,18 @@ fn loss_axis_max(d: &[f64], g: &[f64], d_avg: &[f64], g_avg: &[f64]) -> f64 {
         .fold(0.0, f64::max);
     let top = p99.max(avg_max) * 1.08;
     if top > 0.0 { top } else { 1.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_window;
+
+    #[test]
+    fn default_window_smooths_short_runs_without_swallowing_them() {
+        assert_eq!(default_window(10_000), 200);
+        assert_eq!(default_window(40), 5);
+        assert_eq!(default_window(10), 2);
+        assert_eq!(default_window(3), 1);
+        assert_eq!(default_window(0), 1);
+    }
 }
