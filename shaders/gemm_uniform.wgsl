@@ -14,10 +14,10 @@
 //   B window: [KC][BLOCK_N / 4], element (kk, c) holds columns 4c .. 4c + 3
 // Tiling: a workgroup of WG = 8 invocations owns 32 rows (the group g) and a quarter of the
 // BLOCK_N columns, four per invocation; small workgroups keep every core of a CPU driver
-// busy even when a block has a single group of rows. Per k, invocation l of each subgroup loads one A vec4 (rows
-// l, l + 8, l + 16, l + 24) and subgroupBroadcast hands all 32 rows to every invocation, so
-// one load per invocation feeds 32 rows; one B vec4 feeds 32 x 4 multiply-adds. Needs
-// subgroups of at least eight invocations (src/gpu/context.rs checks).
+// busy even when a block has a single group of rows. Per k, invocation l of each subgroup
+// loads one A vec4 (rows l, l + 8, l + 16, l + 24) and subgroupBroadcast hands all 32 rows
+// to every invocation, so one load per invocation feeds 32 rows; one B vec4 feeds 32 x 4
+// multiply-adds. Needs subgroups of at least eight invocations (src/gpu/context.rs checks).
 
 const WG: u32 = 8u;
 const B_K_VEC4S: u32 = 32u; // vec4s per k of a B window (BLOCK_N / 4)

@@ -22,7 +22,8 @@ impl GemmShape {
 /// Geometry of a 2-D convolution over NCHW tensors, seen from the convolution's side.
 ///
 /// `in_*` is the large (strided) side and `out_*` the small side:
-/// `y[n, o, oy, ox] = sum_{i, ky, kx} w[o, i, ky, kx] * x[n, i, oy*sh + ky - pad_top, ox*sw + kx - pad_left]`,
+/// `y[n, o, oy, ox] = sum_{i, ky, kx} w[o, i, ky, kx]
+///     * x[n, i, oy*sh + ky - pad_top, ox*sw + kx - pad_left]`,
 /// with out-of-range input positions reading zero. Weights are OIHW `[out, in, kh, kw]`.
 ///
 /// A transposed convolution is described by the geometry of the convolution whose input

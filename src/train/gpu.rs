@@ -67,8 +67,8 @@ struct GActs {
     var: [GpuTensor; 3],
     convt: [GpuTensor; 3],
     out: GpuTensor,
-    // Gradients (the one at G's output is D's input gradient): at each conv-transpose output (pre-activation), at each
-    // BatchNorm's output and input, and at the Dense layer.
+    // Gradients (the one at G's output is D's input gradient): at each conv-transpose
+    // output (pre-activation), at each BatchNorm's output and input, and at the Dense layer.
     d_convt: [GpuTensor; 3],
     d_bn_out: [GpuTensor; 3],
     d_bn_in: [GpuTensor; 3],
