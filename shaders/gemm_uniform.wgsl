@@ -107,15 +107,8 @@ fn window_k(w: u32) -> u32 {
     return select(p.kc, p.k_last, w + 1u == p.windows);
 }
 
-// x / d for x, d below 2^24 (the launcher checks): CPU drivers have no vector integer
-// division and run one scalar division per invocation, so divide in f32 and correct.
-fn div4(x: vec4<u32>, d: u32) -> vec4<u32> {
-    var q = vec4<u32>(vec4<f32>(x) / f32(d));
-    q = select(q, q - 1u, q * d > x);
-    return select(q, q + 1u, (q + 1u) * d <= x);
-}
-
-// Element offsets of C for this invocation's four columns, without the row.
+// Element offsets of C for this invocation's four columns, without the row (`div4`:
+// shaders/exact_div.wgsl).
 fn column_offsets(cols: vec4<u32>) -> vec4<u32> {
     let q1 = div4(cols, p.col_div1);
     let r1 = cols - q1 * p.col_div1;

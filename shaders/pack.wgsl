@@ -12,9 +12,7 @@
 //   phase class (pack_a_class, pack_b_class): one phase class of the input gradient (see
 //       conv2d.wgsl's backward_input): its taps (ky, kx) in order, output channels innermost.
 // One invocation writes one vec4: the four values share a row (B) or a column (A), so the
-// index arithmetic is done once and stepped; CPU drivers run integer division as one scalar
-// division per invocation, so `div` divides in f32 (indices stay below 2^24; the launchers
-// check).
+// index arithmetic is done once and stepped; `div` (shaders/exact_div.wgsl) divides in f32.
 
 const WORKGROUP_SIZE: u32 = 256u;
 const BLOCK_M: u32 = 128u; // rows of an A block (gemm_uniform.wgsl)
@@ -68,13 +66,6 @@ struct Params {
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-}
-
-// x / d for x, d below 2^24, through f32 with the rounding corrected.
-fn div(x: u32, d: u32) -> u32 {
-    var q = u32(f32(x) / f32(d));
-    q = select(q, q - 1u, q * d > x);
-    return select(q, q + 1u, (q + 1u) * d <= x);
 }
 
 fn load(at: u32, ok: bool) -> f32 {

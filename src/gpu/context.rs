@@ -497,7 +497,13 @@ impl GpuContext {
 
     // ---- buffers --------------------------------------------------------------------------
 
-    fn create_storage_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+    /// A storage buffer (also `extra` usages) of at least `bytes`.
+    fn create_storage_buffer(
+        &self,
+        label: &str,
+        bytes: u64,
+        extra: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
         self.count_object();
         // At least 16 bytes, so that even an empty tensor can be bound (bindings are never
         // empty) and sizes stay a multiple of the copy alignment.
@@ -506,7 +512,8 @@ impl GpuContext {
             size: align_up(bytes.max(16), 16),
             usage: wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+                | wgpu::BufferUsages::COPY_DST
+                | extra,
             mapped_at_creation: false,
         })
     }
@@ -514,17 +521,8 @@ impl GpuContext {
     /// A zeroed f32 tensor of `len` elements in its own buffer that can also be bound as
     /// uniform windows ([`Bind::Window`]); at least one window long.
     pub fn uniform_storage(&self, label: &str, len: usize) -> GpuTensor {
-        self.count_object();
         let bytes = align_up((len as u64 * 4).max(UNIFORM_WINDOW_BYTES), 16);
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::UNIFORM
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let buffer = self.create_storage_buffer(label, bytes, wgpu::BufferUsages::UNIFORM);
         GpuTensor {
             buffer,
             offset: 0,
@@ -534,7 +532,7 @@ impl GpuContext {
 
     /// A zeroed f32 tensor of `len` elements in its own buffer.
     pub fn storage(&self, label: &str, len: usize) -> GpuTensor {
-        let buffer = self.create_storage_buffer(label, len as u64 * 4);
+        let buffer = self.create_storage_buffer(label, len as u64 * 4, wgpu::BufferUsages::empty());
         GpuTensor {
             buffer,
             offset: 0,

@@ -1,12 +1,16 @@
 //! The registry of WGSL sources. Every kernel family has one file `shaders/<family>.wgsl`,
 //! embedded at compile time; families that draw random numbers get `shaders/philox.wgsl`
 //! prepended, so the generator exists once and matches `src/rng.rs` bit for bit, and the
-//! subgroup variants of a family get that family's file prepended for its helpers.
+//! subgroup variants of a family get that family's file prepended for its helpers, and the
+//! uniform-window families get `shaders/exact_div.wgsl`.
 
 use crate::error::{Error, Result};
 
 /// Philox4x32-10 and the normal transform, shared with `src/rng.rs`.
 const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
+
+/// Exact integer division through f32, for the uniform-window kernels' index arithmetic.
+const EXACT_DIV: &str = include_str!("../../shaders/exact_div.wgsl");
 
 /// One kernel family: one WGSL file, one launcher module under `src/gpu/ops/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,7 +18,7 @@ pub enum Shader {
     Gemm,
     /// The GEMM over uniform-buffer windows; only on devices with subgroup operations.
     GemmUniform,
-    /// Packing into those windows, and col2im.
+    /// Packing operands into those windows.
     Pack,
     Conv2d,
     /// `conv2d.wgsl` plus `conv2d_subgroup.wgsl`; only on devices with subgroup operations.
@@ -94,6 +98,7 @@ impl Shader {
         match self {
             _ if self.uses_random() => Some(PHILOX),
             Shader::Conv2dSubgroup => Some(Shader::Conv2d.body()),
+            Shader::GemmUniform | Shader::Pack => Some(EXACT_DIV),
             _ => None,
         }
     }

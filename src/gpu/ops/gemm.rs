@@ -105,13 +105,15 @@ pub fn gemm_bias(
         to_u32(&format!("{op} {what} elements"), len)?;
     }
 
-    if gemm_on_windows(ctx, plan, shape, a, b, bias, c)? {
+    // Element strides of op(A) and op(B): op(A)[r, kk] = a[r * a_row + kk * a_k] and
+    // op(B)[kk, j] = b[kk * b_k + j * b_col], as the WGSL headers describe them.
+    let (a_row, a_k) = if trans_a { (1, m) } else { (k, 1) };
+    let (b_k, b_col) = if trans_b { (1, k) } else { (n, 1) };
+    let strides = [a_row, a_k, b_k, b_col];
+    if gemm_on_windows(ctx, plan, (m, n, k), strides, a, b, bias, c)? {
         return Ok(());
     }
 
-    // Element strides of op(A), op(B) and C as the WGSL header describes them.
-    let (a_row, a_k) = if trans_a { (1, m) } else { (k, 1) };
-    let (b_k, b_col) = if trans_b { (1, k) } else { (n, 1) };
     let mut s = [m, n, a_row, a_k, b_k, b_col, n, 1];
     let mut bias_mode = u32::from(bias.is_some());
     let (mut lhs, mut rhs) = (a, b);
@@ -153,32 +155,26 @@ pub fn gemm_bias(
 }
 
 /// The product on the uniform-window kernels (`gemm_uniform`), when `ctx` uses them and the
-/// shape is worth packing; `false` leaves it to the direct kernel.
+/// shape is worth packing; `false` leaves it to the direct kernel. `strides` are
+/// `[a_row, a_k, b_k, b_col]` as in [`gemm_bias`].
+#[allow(clippy::too_many_arguments)]
 fn gemm_on_windows(
     ctx: &GpuContext,
     plan: &mut Plan,
-    shape: &GemmShape,
+    (m, n, k): (usize, usize, usize),
+    strides: [usize; 4],
     a: &GpuTensor,
     b: &GpuTensor,
     bias: Option<&GpuTensor>,
     c: &GpuTensor,
 ) -> Result<bool> {
-    let GemmShape {
-        m,
-        n,
-        k,
-        trans_a,
-        trans_b,
-    } = *shape;
     let transposed = better_transposed(m, n);
     let (pm, pn) = if transposed { (n, m) } else { (m, n) };
     if !worthwhile(ctx, pm, pn, k) {
         return Ok(false);
     }
 
-    // op(A)[r, kk] = a[r * a_row + kk * a_k] and op(B)[kk, j] = b[kk * b_k + j * b_col].
-    let (a_row, a_k) = if trans_a { (1, m) } else { (k, 1) };
-    let (b_k, b_col) = if trans_b { (1, k) } else { (n, 1) };
+    let [a_row, a_k, b_k, b_col] = strides;
     let view = |row: usize, col: usize| View::Strided {
         offset: 0,
         row: Axis::stride(row),

@@ -19,11 +19,11 @@ const WORKGROUP_SIZE: u64 = 256;
 /// Window starts are kept on 256 bytes, the largest uniform offset alignment WebGPU allows.
 const WINDOW_ALIGN_VEC4S: usize = 16;
 
-/// Indices the kernels divide stay below this: they divide in f32 (CPU drivers have no
-/// vector integer division), which is exact after one correction up to 2^24.
+/// Indices and divisors the kernels divide stay at or below this: they divide in f32 (CPU
+/// drivers have no vector integer division), which is exact after one correction up to 2^24.
 pub const EXACT_F32_LIMIT: usize = 1 << 24;
 
-/// Fail with [`Error::LimitExceeded`] unless every value is below [`EXACT_F32_LIMIT`].
+/// Fail with [`Error::LimitExceeded`] unless every value is at most [`EXACT_F32_LIMIT`].
 pub fn check_exact_f32(op: &str, values: &[usize]) -> Result<()> {
     match values.iter().find(|&&v| v > EXACT_F32_LIMIT) {
         Some(&v) => Err(Error::LimitExceeded {
@@ -295,9 +295,10 @@ pub fn pack(
     }
     let kc = window_k(k);
     let windows = k.div_ceil(kc);
-    let (blocks, k_vec4s) = match operand {
-        Operand::A => (extent.div_ceil(BLOCK), a_block_rows(extent) / 4),
-        Operand::B => (extent.div_ceil(BLOCK), BLOCK / 4),
+    let blocks = extent.div_ceil(BLOCK);
+    let k_vec4s = match operand {
+        Operand::A => a_block_rows(extent) / 4,
+        Operand::B => BLOCK / 4,
     };
     let window_stride = (kc * k_vec4s).next_multiple_of(WINDOW_ALIGN_VEC4S);
     let total = blocks * windows * kc * k_vec4s;
