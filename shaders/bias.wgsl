@@ -1,11 +1,12 @@
 // Per-channel bias over x viewed as [n, c, p] (p = 1 for dense layers, h * w for convs).
 //   add:              x[n, c, p] += b[c]                     (element-wise, in place)
 //   backward_serial:  db[c] = sum_{n, p} dy[n, c, p]         one invocation per channel
-//   backward_tree:    the same sum, one workgroup per channel
-// Both reductions add in a fixed order (no atomics), so results repeat bit for bit. The
+//   backward_tree:    the same sum, one workgroup per channel (channel_walk.wgsl, prepended)
+//   backward_tree4:   the same, four values per load, for p a multiple of 4
+// Every reduction adds in a fixed order (no atomics), so results repeat bit for bit. The
 // launcher takes the serial form when a channel has fewer values than a workgroup has
 // invocations (a dense layer's bias: many channels, a batch of values each; neighbouring
-// invocations then read neighbouring channels), the tree form otherwise (conv layers).
+// invocations then read neighbouring channels), a tree form otherwise (conv layers).
 
 const WORKGROUP_SIZE: u32 = 256u;
 const ELEMS_PER_INVOCATION: u32 = 2u;
@@ -22,8 +23,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;     // [n, c, p]
 @group(0) @binding(3) var<storage, read> dy: array<f32>;          // [n, c, p]
 @group(0) @binding(4) var<storage, read_write> db: array<f32>;    // [c]
-
-var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
+@group(0) @binding(5) var<storage, read> dy4: array<vec4<f32>>;   // dy, four values at a time
 
 fn linear_group(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
     return wg.x + wg.y * groups.x;
@@ -73,29 +73,42 @@ fn backward_tree(
     @builtin(local_invocation_index) lid: u32,
 ) {
     // The channel is the same for the whole workgroup, so returning keeps barriers uniform.
-    let ch = linear_group(wg, groups);
+    let ch = reduction_channel(wg, groups);
     if (ch >= params.c) {
         return;
     }
-
-    // Each invocation sums a strided share of the channel's n * p values, in order...
-    let count = params.n * params.p;
+    let seg = segment(lid, params.n * params.p);
+    var w = walk_from(seg.first, LANE_GROUP, params.p, params.c);
     var sum = 0.0;
-    for (var j = lid; j < count; j += WORKGROUP_SIZE) {
-        let b = j / params.p;
-        sum += dy[(b * params.c + ch) * params.p + (j - b * params.p)];
+    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+        sum += dy[walk_index(w, ch)];
+        walk_next(&w);
     }
-
-    // ...then the shares are added pairwise in a fixed tree.
-    partial[lid] = sum;
-    workgroupBarrier();
-    for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride /= 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let total = workgroup_sum(lid, vec2<f32>(sum, 0.0));
     if (lid == 0u) {
-        db[ch] = partial[0];
+        db[ch] = total.x;
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward_tree4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let ch = reduction_channel(wg, groups);
+    if (ch >= params.c) {
+        return;
+    }
+    let seg = segment(lid, params.n * (params.p / 4u));
+    var w = walk_from(seg.first, LANE_GROUP, params.p / 4u, params.c);
+    var sum = vec4<f32>(0.0);
+    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+        sum += dy4[walk_index(w, ch)];
+        walk_next(&w);
+    }
+    let total = workgroup_sum(lid, vec2<f32>(hsum(sum), 0.0));
+    if (lid == 0u) {
+        db[ch] = total.x;
     }
 }

@@ -300,7 +300,7 @@ fn elementwise_op_folds_its_grid_past_the_workgroup_limit() {
 
 /// (n, c, p) for per-channel ops: batch 1, one channel, the serial path (n * p < the
 /// workgroup size: dense-layer biases), the tree path with a ragged last round.
-const CHANNEL_SHAPES: [(usize, usize, usize); 8] = [
+const CHANNEL_SHAPES: [(usize, usize, usize); 11] = [
     (1, 1, 1),
     (1, 1, 7),
     (2, 3, 5),
@@ -309,6 +309,10 @@ const CHANNEL_SHAPES: [(usize, usize, usize); 8] = [
     (1, 1, 300),
     (3, 5, 97),
     (2, 16, 49),
+    // p a multiple of 4: the kernels that move four values per load.
+    (1, 2, 8),
+    (33, 3, 16),
+    (5, 2, 196),
 ];
 
 #[test]

@@ -2,7 +2,8 @@
 //! embedded at compile time; families that draw random numbers get `shaders/philox.wgsl`
 //! prepended, so the generator exists once and matches `src/rng.rs` bit for bit, and the
 //! subgroup variants of a family get that family's file prepended for its helpers, and the
-//! uniform-window families get `shaders/exact_div.wgsl`.
+//! uniform-window families get `shaders/exact_div.wgsl`, and the per-channel families (bias,
+//! batch normalisation) `shaders/channel_walk.wgsl`.
 
 use crate::error::{Error, Result};
 
@@ -11,6 +12,9 @@ const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
 
 /// Exact integer division through f32, for the uniform-window kernels' index arithmetic.
 const EXACT_DIV: &str = include_str!("../../shaders/exact_div.wgsl");
+
+/// Walking and reducing the channels of NCHW data, for the per-channel families.
+const CHANNEL_WALK: &str = include_str!("../../shaders/channel_walk.wgsl");
 
 /// One kernel family: one WGSL file, one launcher module under `src/gpu/ops/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,6 +103,7 @@ impl Shader {
             _ if self.uses_random() => Some(PHILOX),
             Shader::Conv2dSubgroup => Some(Shader::Conv2d.body()),
             Shader::GemmUniform | Shader::Pack => Some(EXACT_DIV),
+            Shader::BatchNorm | Shader::Bias => Some(CHANNEL_WALK),
             _ => None,
         }
     }

@@ -4,7 +4,7 @@
 //! Written tensors must not share a buffer with tensors the same op only reads (see
 //! `gpu::ops`): keep running statistics out of the parameter arena, for instance.
 
-use super::{elementwise_grid, expect_len, to_u32};
+use super::{WORKGROUP_SIZE, expect_len, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 use crate::shapes::BatchNormShape;
@@ -26,6 +26,48 @@ struct Params {
 }
 
 pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
+
+/// Items (f32 or vec4) of one channel each invocation of `normalize` / `backward_dx`
+/// handles (`CHUNK_PER_INVOCATION` in the WGSL).
+const CHUNK_PER_INVOCATION: u32 = 8;
+
+/// Whether the `*4` kernels, which move four values per load, serve this call: every row of
+/// `p` values must start on a 16-byte boundary, so `p` a multiple of 4 and every data tensor
+/// at a 16-byte offset.
+fn four_wide(s: &BatchNormShape, data: &[&GpuTensor]) -> bool {
+    s.p.is_multiple_of(4) && data.iter().all(|t| t.offset.is_multiple_of(16))
+}
+
+/// The entry point and the binding of a data tensor, plain or four wide: the vec4 views sit
+/// at bindings 17 to 20 for x, y, dy and dx (1, 10, 11 and 16).
+fn entry(name: &str, wide: bool) -> String {
+    if wide {
+        format!("{name}4")
+    } else {
+        name.to_string()
+    }
+}
+
+fn data_binding(binding: u32, wide: bool) -> u32 {
+    match (wide, binding) {
+        (true, 1) => 17,
+        (true, 10) => 18,
+        (true, 11) => 19,
+        (true, 16) => 20,
+        _ => binding,
+    }
+}
+
+/// The grid of the element-wise kernels: x = chunk of one channel's `n * p` values (or
+/// `n * p / 4` vec4s), y = channel, so every invocation reads the per-channel values once.
+/// The dispatch checks both against the device's per-dimension limit.
+fn channel_chunk_grid(op: &str, s: &BatchNormShape, wide: bool) -> Result<[u32; 3]> {
+    let items = if wide { s.n * s.p / 4 } else { s.n * s.p };
+    let chunk = (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) as usize;
+    // Headroom so the last chunk's `first index + k * WORKGROUP_SIZE` cannot wrap.
+    to_u32(op, items + chunk)?;
+    Ok([to_u32(op, items.div_ceil(chunk))?, to_u32(op, s.c)?, 1])
+}
 
 fn params(op: &str, s: &BatchNormShape) -> Result<Params> {
     to_u32(op, s.len())?;
@@ -75,13 +117,14 @@ fn normalize(
         (9, var.into()),
         (10, y.into()),
     ];
-    let grid = elementwise_grid(ctx, op, s.len())?;
+    let wide = four_wide(s, &[x, y]);
+    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        "normalize",
+        &entry("normalize", wide),
         &params(op, s)?,
         &bindings,
-        grid,
+        channel_chunk_grid(op, s, wide)?,
     )?);
     Ok(())
 }
@@ -122,11 +165,13 @@ pub fn batchnorm_forward_train(
         (6, save_mean.into()),
         (7, save_var.into()),
     ];
+    let wide = four_wide(s, &[x]);
+    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
     let grid = ctx.grid(op, s.c as u64)?;
     let params = params(op, s)?;
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        "forward_train_stats",
+        &entry("forward_train_stats", wide),
         &params,
         &bindings,
         grid,
@@ -199,6 +244,7 @@ pub fn batchnorm_backward(
     ];
     expect_lens(op, s, &[("x", x), ("dy", dy), ("dx", dx)], &per_channel)?;
     let params = params(op, s)?;
+    let wide = four_wide(s, &[x, dy, dx]);
 
     // Reductions: one workgroup per channel.
     let bindings = [
@@ -209,10 +255,11 @@ pub fn batchnorm_backward(
         (12, dgamma.into()),
         (13, dbeta.into()),
     ];
+    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
     let grid = ctx.grid(op, s.c as u64)?;
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        "backward_reduce",
+        &entry("backward_reduce", wide),
         &params,
         &bindings,
         grid,
@@ -229,7 +276,13 @@ pub fn batchnorm_backward(
         (15, dbeta.into()),
         (16, dx.into()),
     ];
-    let grid = elementwise_grid(ctx, op, s.len())?;
-    plan.push(ctx.dispatch(Shader::BatchNorm, "backward_dx", &params, &bindings, grid)?);
+    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
+    plan.push(ctx.dispatch(
+        Shader::BatchNorm,
+        &entry("backward_dx", wide),
+        &params,
+        &bindings,
+        channel_chunk_grid(op, s, wide)?,
+    )?);
     Ok(())
 }

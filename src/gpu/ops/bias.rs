@@ -60,18 +60,19 @@ pub fn bias_backward(
     expect_len(op, "db", db, c)?;
     to_u32(op, dy.len)?;
     let params = params(op, n, c, p)?;
-    let bindings = [(3, dy.into()), (4, db.into())];
 
     // Few values per channel: one invocation per channel, no barriers. Many: a workgroup
-    // per channel so the long sum is spread over WORKGROUP_SIZE invocations.
-    let (entry, grid) = if n * p < WORKGROUP_SIZE as usize {
-        (
-            "backward_serial",
-            ctx.grid(op, (c as u64).div_ceil(WORKGROUP_SIZE as u64))?,
-        )
+    // per channel so the long sum is spread over WORKGROUP_SIZE invocations, four values
+    // per load where every row of p values starts on a 16-byte boundary.
+    let (entry, grid, dy_binding) = if n * p < WORKGROUP_SIZE as usize {
+        let grid = ctx.grid(op, (c as u64).div_ceil(WORKGROUP_SIZE as u64))?;
+        ("backward_serial", grid, 3)
+    } else if p.is_multiple_of(4) && dy.offset.is_multiple_of(16) {
+        ("backward_tree4", ctx.grid(op, c as u64)?, 5)
     } else {
-        ("backward_tree", ctx.grid(op, c as u64)?)
+        ("backward_tree", ctx.grid(op, c as u64)?, 3)
     };
+    let bindings = [(dy_binding, dy.into()), (4, db.into())];
     plan.push(ctx.dispatch(Shader::Bias, entry, &params, &bindings, grid)?);
     Ok(())
 }

@@ -1,0 +1,90 @@
+// Walking and summing one channel of NCHW data viewed as [n, c, p], prepended to the
+// per-channel families (batchnorm.wgsl, bias.wgsl), which define WORKGROUP_SIZE.
+//
+// A channel's items j = 0 .. n * period (period = p for f32 items, p / 4 for vec4s) lie at
+// sample j / period, position j % period. A `Walk` steps through them by adding instead of
+// dividing: CPU drivers have no vector integer division, and one per value cost more than
+// the rest of these kernels.
+//
+// Reductions: the workgroup's invocations form groups of LANE_GROUP; each group sums one
+// contiguous segment of the channel, its invocations LANE_GROUP items apart, and the
+// invocations' partial sums are then added in a fixed order. A group's loads cover whole
+// 128-byte lines of vec4s (a GPU wants that of neighbouring invocations), and a CPU driver,
+// which runs one group of lanes through the loop before the next, streams through memory
+// instead of striding by WORKGROUP_SIZE items. No atomics, so results repeat bit for bit.
+
+const LANE_GROUP: u32 = 8u;
+
+var<workgroup> partial: array<vec2<f32>, WORKGROUP_SIZE>;
+var<workgroup> group_sums: array<vec2<f32>, LANE_GROUP>;
+
+// Item j of channel ch as (sample b, position q < period), and the step to j + stride.
+struct Walk {
+    b: u32,
+    q: u32,
+    period: u32,
+    channels: u32,
+    step_b: u32,
+    step_q: u32,
+}
+
+fn walk_from(j: u32, stride: u32, period: u32, channels: u32) -> Walk {
+    let b = j / period;
+    return Walk(b, j - b * period, period, channels, stride / period, stride % period);
+}
+
+fn walk_next(w: ptr<function, Walk>) {
+    let q = (*w).q + (*w).step_q;
+    let wrap = q >= (*w).period;
+    (*w).q = select(q, q - (*w).period, wrap);
+    (*w).b += (*w).step_b + select(0u, 1u, wrap);
+}
+
+fn walk_index(w: Walk, ch: u32) -> u32 {
+    return (w.b * w.channels + ch) * w.period + w.q;
+}
+
+// The items [first, end) of `items` that invocation `lid` of a reduction sums, LANE_GROUP
+// apart: its group's contiguous segment.
+struct Segment {
+    first: u32,
+    end: u32,
+}
+
+fn segment(lid: u32, items: u32) -> Segment {
+    let groups = WORKGROUP_SIZE / LANE_GROUP;
+    let len = (items + groups - 1u) / groups;
+    let start = (lid / LANE_GROUP) * len;
+    return Segment(start + lid % LANE_GROUP, min(start + len, items));
+}
+
+// Sum of every invocation's `v` in a fixed order; all invocations get the total. Three
+// barriers, not one per level of a tree: CPU drivers switch between all the workgroup's
+// lane groups at every barrier. LANE_GROUP invocations each add WORKGROUP_SIZE / LANE_GROUP
+// partials, then every invocation adds those LANE_GROUP sums pairwise.
+fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    partial[lid] = v;
+    workgroupBarrier();
+    if (lid < LANE_GROUP) {
+        var s = vec2<f32>(0.0);
+        for (var k = lid; k < WORKGROUP_SIZE; k += LANE_GROUP) {
+            s += partial[k];
+        }
+        group_sums[lid] = s;
+    }
+    workgroupBarrier();
+    let total = ((group_sums[0] + group_sums[1]) + (group_sums[2] + group_sums[3]))
+        + ((group_sums[4] + group_sums[5]) + (group_sums[6] + group_sums[7]));
+    workgroupBarrier();  // `partial` and `group_sums` are reused by the next call
+    return total;
+}
+
+// The four partial sums of a vec4 accumulator, in a fixed order.
+fn hsum(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// The channel of a reduction: one workgroup per channel, folded into y past 65535.
+fn reduction_channel(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return wg.x + wg.y * groups.x;
+}
