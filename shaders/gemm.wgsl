@@ -16,6 +16,12 @@
 //
 // Edges: row and column indices are clamped into the matrix for loading (so every load is
 // in bounds and the k loop has no branch) and only the stores are guarded.
+//
+// Split k: a product of a few tiles over a long k (the discriminator's head: one tile, k =
+// 6272) would keep one invocation group busy for the whole sum. The launcher then splits k
+// into slices, one per workgroup z: slice z sums k in [z * k_slice, (z + 1) * k_slice) into
+// its own m x n block of a scratch buffer bound as C (row-major, no bias), and sum_slices
+// adds the blocks in slice order, then the bias, into C. Every sum keeps a fixed order.
 
 const WG: u32 = 64u;
 const TILE_M: u32 = 8u;
@@ -37,6 +43,11 @@ struct Params {
     col_groups: u32,
     // ceil(m / TILE_M) * col_groups: workgroups that hold a tile (the grid may have more).
     tiles: u32,
+    // k per slice (k when not split), and the elements between slices' blocks of C.
+    k_slice: u32,
+    c_slice_stride: u32,
+    // sum_slices: how many blocks to add.
+    slices: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -45,8 +56,10 @@ struct Params {
 // Bound to `b` again when bias_mode is 0 (never read then).
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c_out: array<f32>;
+// sum_slices: the slices' blocks, [slices][m][n].
+@group(0) @binding(5) var<storage, read> partials: array<f32>;
 
-fn store(r: u32, col: u32, v: f32) {
+fn store(slice: u32, r: u32, col: u32, v: f32) {
     if r < p.m && col < p.n {
         var s = v;
         if p.bias_mode == 1u {
@@ -54,15 +67,15 @@ fn store(r: u32, col: u32, v: f32) {
         } else if p.bias_mode == 2u {
             s += bias[r];
         }
-        c_out[r * p.c_row_stride + col * p.c_col_stride] = s;
+        c_out[slice * p.c_slice_stride + r * p.c_row_stride + col * p.c_col_stride] = s;
     }
 }
 
-fn store_row(r: u32, cols: vec4<u32>, v: vec4<f32>) {
-    store(r, cols.x, v.x);
-    store(r, cols.y, v.y);
-    store(r, cols.z, v.z);
-    store(r, cols.w, v.w);
+fn store_row(slice: u32, r: u32, cols: vec4<u32>, v: vec4<f32>) {
+    store(slice, r, cols.x, v.x);
+    store(slice, r, cols.y, v.y);
+    store(slice, r, cols.z, v.z);
+    store(slice, r, cols.w, v.w);
 }
 
 @compute @workgroup_size(64)
@@ -97,9 +110,12 @@ fn gemm(
     var acc5 = vec4<f32>();
     var acc6 = vec4<f32>();
     var acc7 = vec4<f32>();
-    var ak = 0u;
-    var bk = 0u;
-    for (var kk = 0u; kk < p.k; kk++) {
+    let slice = wid.z;
+    let k0 = slice * p.k_slice;
+    let k1 = min(p.k, k0 + p.k_slice);
+    var ak = k0 * p.a_k_stride;
+    var bk = k0 * p.b_k_stride;
+    for (var kk = k0; kk < k1; kk++) {
         let bv = vec4<f32>(b[cb.x + bk], b[cb.y + bk], b[cb.z + bk], b[cb.w + bk]);
         // a * b + acc rather than fma(): drivers contract it where FMA is fast, and a
         // software fma() is several times slower on CPU adapters.
@@ -116,13 +132,33 @@ fn gemm(
     }
 
     if is_real {
-        store_row(r0, cols, acc0);
-        store_row(r0 + 1u, cols, acc1);
-        store_row(r0 + 2u, cols, acc2);
-        store_row(r0 + 3u, cols, acc3);
-        store_row(r0 + 4u, cols, acc4);
-        store_row(r0 + 5u, cols, acc5);
-        store_row(r0 + 6u, cols, acc6);
-        store_row(r0 + 7u, cols, acc7);
+        store_row(slice, r0, cols, acc0);
+        store_row(slice, r0 + 1u, cols, acc1);
+        store_row(slice, r0 + 2u, cols, acc2);
+        store_row(slice, r0 + 3u, cols, acc3);
+        store_row(slice, r0 + 4u, cols, acc4);
+        store_row(slice, r0 + 5u, cols, acc5);
+        store_row(slice, r0 + 6u, cols, acc6);
+        store_row(slice, r0 + 7u, cols, acc7);
     }
+}
+
+// C[r, c] = sum over slices, in order, of partials[slice][r][c], plus the bias: one
+// invocation per element of C, linear index r * n + c.
+@compute @workgroup_size(64)
+fn sum_slices(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let i = (wid.x + wid.y * nwg.x) * 64u + lane;
+    let block = p.m * p.n;
+    if i >= block {
+        return;
+    }
+    var sum = 0.0;
+    for (var slice = 0u; slice < p.slices; slice++) {
+        sum += partials[slice * block + i];
+    }
+    store(0u, i / p.n, i % p.n, sum);
 }

@@ -60,9 +60,10 @@ fn read(ctx: &GpuContext, t: &GpuTensor) -> Vec<f32> {
 
 // ---- gemm and dense ---------------------------------------------------------------------
 
-/// (m, n, k): odd sizes, 1 x k and k x 1 results, k = 1, and tiles' edges (8 rows, 256
-/// columns) crossed by one.
-const GEMM_SHAPES: [(usize, usize, usize); 7] = [
+/// (m, n, k): odd sizes, 1 x k and k x 1 results, k = 1, tiles' edges (8 rows, 256
+/// columns) crossed by one, and products of few tiles over a long k, whose sum is split
+/// into slices (one tile, a ragged last slice; three tiles).
+const GEMM_SHAPES: [(usize, usize, usize); 9] = [
     (37, 29, 53),
     (1, 300, 17),
     (300, 1, 17),
@@ -70,6 +71,8 @@ const GEMM_SHAPES: [(usize, usize, usize); 7] = [
     (17, 513, 40),
     (1, 1, 100),
     (64, 64, 64),
+    (3, 5, 1000),
+    (2, 700, 1025),
 ];
 
 #[test]

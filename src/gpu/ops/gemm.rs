@@ -34,10 +34,40 @@ struct Params {
     col_groups: u32,
     /// Workgroups that hold a tile.
     tiles: u32,
+    /// k per slice (k when the sum is not split).
+    k_slice: u32,
+    /// Elements between the slices' blocks of C (0 when not split).
+    c_slice_stride: u32,
+    /// Blocks `sum_slices` adds.
+    slices: u32,
 }
 
 /// Size of the `Params` mirror in bytes, for the layout test.
 pub const GEMM_PARAMS_SIZE: usize = std::mem::size_of::<Params>();
+
+/// Below this many workgroup tiles a long sum over k is split (see [`k_slices`]).
+const FEW_TILES: usize = 32;
+
+/// Fewest k per slice of a split sum: shorter slices cost more in the scratch round trip
+/// than they gain.
+const MIN_K_SLICE: usize = 128;
+
+/// Most slices of a split sum.
+const MAX_SLICES: usize = 32;
+
+/// Slices to split the k sum of a product with `tiles` workgroup tiles into, so that about
+/// `FEW_TILES` workgroups share the work: a CPU driver runs each workgroup on one thread and
+/// a GPU needs many in flight, and a product of one tile over k = 6272 (the discriminator's
+/// head) would otherwise run on one.
+fn k_slices(tiles: usize, k: usize) -> usize {
+    if tiles >= FEW_TILES {
+        return 1;
+    }
+    FEW_TILES
+        .div_ceil(tiles)
+        .min(k / MIN_K_SLICE)
+        .clamp(1, MAX_SLICES)
+}
 
 /// Fraction of the invocations' tile slots that hold real elements of an m x n product.
 fn tile_fill(m: usize, n: usize) -> f64 {
@@ -129,7 +159,9 @@ pub fn gemm_bias(
 
     let col_groups = pn.div_ceil(GEMM_TILE_N);
     let tiles = pm.div_ceil(GEMM_TILE_M) * col_groups;
-    let params = Params {
+    let slices = k_slices(tiles, k);
+    let k_slice = k.div_ceil(slices);
+    let mut params = Params {
         m: to_u32(op, pm)?,
         n: to_u32(op, pn)?,
         k: to_u32(op, k)?,
@@ -142,15 +174,51 @@ pub fn gemm_bias(
         bias_mode,
         col_groups: to_u32(op, col_groups)?,
         tiles: to_u32(op, tiles)?,
+        k_slice: to_u32(op, k_slice)?,
+        c_slice_stride: 0,
+        slices: 1,
     };
-    let grid = ctx.grid(op, tiles as u64)?;
+    let [gx, gy, _] = ctx.grid(op, tiles as u64)?;
+    if slices == 1 {
+        let bindings = [
+            (1, lhs.into()),
+            (2, rhs.into()),
+            (3, bias.unwrap_or(rhs).into()),
+            (4, c.into()),
+        ];
+        plan.push(ctx.dispatch(Shader::Gemm, "gemm", &params, &bindings, [gx, gy, 1])?);
+        return Ok(());
+    }
+
+    // Split k: each slice's m x n block, row-major without bias, into a scratch buffer made
+    // now, when the plan is built, then the blocks added in order into C.
+    let block = pm * pn;
+    let partials = ctx.storage("gemm:partials", slices * block);
+    to_u32(op, partials.len)?;
+    let sliced = Params {
+        c_row_stride: params.n,
+        c_col_stride: 1,
+        c_slice_stride: to_u32(op, block)?,
+        bias_mode: 0,
+        ..params
+    };
     let bindings = [
         (1, lhs.into()),
         (2, rhs.into()),
+        (3, rhs.into()),
+        (4, (&partials).into()),
+    ];
+    let grid = [gx, gy, to_u32(op, slices)?];
+    plan.push(ctx.dispatch(Shader::Gemm, "gemm", &sliced, &bindings, grid)?);
+
+    params.slices = to_u32(op, slices)?;
+    let bindings = [
         (3, bias.unwrap_or(rhs).into()),
         (4, c.into()),
+        (5, (&partials).into()),
     ];
-    plan.push(ctx.dispatch(Shader::Gemm, "gemm", &params, &bindings, grid)?);
+    let grid = ctx.grid(op, (block as u64).div_ceil(64))?;
+    plan.push(ctx.dispatch(Shader::Gemm, "sum_slices", &params, &bindings, grid)?);
     Ok(())
 }
 
