@@ -46,8 +46,9 @@ const GATHER: (f32, f32) = (0.0, 2.5e-7);
 /// check the generator bit for bit.
 const NORMAL: (f32, f32) = (1e-5, 1e-5);
 
-/// Lengths around the workgroup and per-workgroup spans: 1, odd, WG +- 1, span +- 1.
-const LENGTHS: [usize; 8] = [1, 7, 255, 257, 511, 512, 513, 3001];
+/// Lengths around the workgroup and per-workgroup spans: 1, odd, WG +- 1, span +- 1; then
+/// multiples of 4, which take the four-wide kernels, around their span of 2048 elements.
+const LENGTHS: [usize; 12] = [1, 7, 255, 257, 511, 512, 513, 3001, 4, 2044, 2048, 2052];
 
 // ---- helpers ----------------------------------------------------------------------------
 
@@ -585,7 +586,7 @@ fn sigmoid_bce_matches_cpu_reference() {
 fn adam_update_matches_cpu_reference() {
     let Some(ctx) = context() else { return };
     let cfg = AdamConfig::default();
-    for n in [1, 10, 513, 1031] {
+    for n in [1, 10, 513, 1031, 4, 2048, 2052] {
         let mut param = uniform(27, n, -0.5, 0.5);
         let (mut m, mut v) = (vec![0.0; n], vec![0.0; n]);
         let (gp, gm, gv) = (

@@ -35,7 +35,7 @@ pub fn step_kernels(cfg: &ModelConfig, batch: usize, dataset_images: usize) -> V
         k.push(Kernel::SigmoidBce { n: batch });
         d_backward(&mut k, &l, true, false);
         k.push(Kernel::AdamUpdate {
-            len: discriminator_specs().iter().map(|s| s.len()).sum(),
+            len: arena_words(discriminator_specs().iter().map(|s| s.len()).sum()),
         });
     }
 
@@ -49,9 +49,16 @@ pub fn step_kernels(cfg: &ModelConfig, batch: usize, dataset_images: usize) -> V
     d_backward(&mut k, &l, false, true);
     g_backward(&mut k, &l);
     k.push(Kernel::AdamUpdate {
-        len: generator_specs(l.latent).iter().map(|s| s.len()).sum(),
+        len: arena_words(generator_specs(l.latent).iter().map(|s| s.len()).sum()),
     });
     k
+}
+
+/// The length of one Adam update over a model of `params` values: the parameter arena is
+/// padded to whole 16-byte words (`gpu::tensor::arena`), so the update runs four wide. (The
+/// arena's alignment gaps between tensors, a few hundred values, are left out.)
+fn arena_words(params: usize) -> usize {
+    params.next_multiple_of(4)
 }
 
 /// Each kernel once, in order of first use, with how many times a step runs it.

@@ -56,7 +56,9 @@ pub fn arena(ctx: &GpuContext, label: &str, lens: &[usize]) -> (GpuTensor, Vec<G
         end = offset + len.max(1) as u64 * 4;
     }
 
-    let whole = ctx.storage(label, (end / 4) as usize);
+    // A whole number of 16-byte words, so a one-dispatch update can move four values per
+    // load (the padding is zeros, like the gaps).
+    let whole = ctx.storage(label, (align_up(end, 16) / 4) as usize);
     let parts = offsets
         .iter()
         .zip(lens)

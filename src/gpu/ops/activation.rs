@@ -17,6 +17,23 @@ struct Params {
 
 pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
 
+/// The kernel for `n` elements: the four-wide one (entry `{entry}4`, bindings 4 to 6) when
+/// `n` is a multiple of 4, else the f32 one (bindings 1 to 3). Returns the entry, the grid
+/// and the bindings of (input, dy, output).
+fn variant(
+    ctx: &GpuContext,
+    op: &str,
+    entry: &str,
+    n: usize,
+) -> Result<(String, [u32; 3], [u32; 3])> {
+    if n.is_multiple_of(4) {
+        let grid = elementwise_grid(ctx, op, n / 4)?;
+        Ok((format!("{entry}4"), grid, [4, 5, 6]))
+    } else {
+        Ok((entry.to_string(), elementwise_grid(ctx, op, n)?, [1, 2, 3]))
+    }
+}
+
 /// `y = f(x)` (binding 1 -> 3).
 fn forward(
     ctx: &GpuContext,
@@ -32,12 +49,12 @@ fn forward(
         n: to_u32(&op, x.len)?,
         alpha,
     };
-    let grid = elementwise_grid(ctx, &op, x.len)?;
+    let (entry, grid, [x_at, _, y_at]) = variant(ctx, &op, entry, x.len)?;
     let d = ctx.dispatch(
         Shader::Activation,
-        entry,
+        &entry,
         &params,
-        &[(1, x.into()), (3, y.into())],
+        &[(x_at, x.into()), (y_at, y.into())],
         grid,
     )?;
     plan.push(d);
@@ -61,9 +78,13 @@ fn backward(
         n: to_u32(&op, saved.len)?,
         alpha,
     };
-    let grid = elementwise_grid(ctx, &op, saved.len)?;
-    let bindings = [(1, saved.into()), (2, dy.into()), (3, dx.into())];
-    plan.push(ctx.dispatch(Shader::Activation, entry, &params, &bindings, grid)?);
+    let (entry, grid, [saved_at, dy_at, dx_at]) = variant(ctx, &op, entry, saved.len)?;
+    let bindings = [
+        (saved_at, saved.into()),
+        (dy_at, dy.into()),
+        (dx_at, dx.into()),
+    ];
+    plan.push(ctx.dispatch(Shader::Activation, &entry, &params, &bindings, grid)?);
     Ok(())
 }
 

@@ -60,14 +60,20 @@ pub fn adam_update(
         one_minus_beta2: one_minus(cfg.beta2),
         epsilon: cfg.epsilon,
     };
+    // Four values per load where the length allows it (arenas are padded for it).
+    let (entry, items, first_binding) = if param.len.is_multiple_of(4) {
+        ("adam_update4", param.len / 4, 6)
+    } else {
+        ("adam_update", param.len, 2)
+    };
     let bindings = [
         (1, step.into()),
-        (2, param.into()),
-        (3, grad.into()),
-        (4, m.into()),
-        (5, v.into()),
+        (first_binding, param.into()),
+        (first_binding + 1, grad.into()),
+        (first_binding + 2, m.into()),
+        (first_binding + 3, v.into()),
     ];
-    let grid = elementwise_grid(ctx, op, param.len)?;
-    plan.push(ctx.dispatch(Shader::Adam, "adam_update", &params, &bindings, grid)?);
+    let grid = elementwise_grid(ctx, op, items)?;
+    plan.push(ctx.dispatch(Shader::Adam, entry, &params, &bindings, grid)?);
     Ok(())
 }
