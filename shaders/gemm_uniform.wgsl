@@ -4,7 +4,10 @@
 // vector gather. A and B are first packed (shaders/pack.wgsl) into windows of at most 64 KiB,
 // the most one uniform binding may hold; a dispatch binds up to WINDOWS windows of each and
 // covers one block of at most BLOCK_M rows and exactly BLOCK_N columns of C, over the k of
-// its windows. Blocks and the slices of k are separate dispatches (src/gpu/ops/gemm_uniform.rs);
+// its windows; or, when k takes at most two windows, one such block per workgroup z, its
+// windows in consecutive slots (block z uses slots z * windows .. (z + 1) * windows), so a
+// short product needs fewer dispatches. Blocks and the slices of k are otherwise separate
+// dispatches (src/gpu/ops/gemm_uniform.rs);
 // a dispatch after the first of a block starts from the partial sums C holds, so each element
 // is one chain of additions in increasing k, as in the direct kernels (gemm.wgsl,
 // conv2d.wgsl), with the bias added last: the two give the same bits for the same order of k.
@@ -32,7 +35,7 @@ struct Params {
     n: u32,             // columns of C
     row0: u32,          // first row and column of this dispatch's block
     col0: u32,
-    windows: u32,       // windows bound (1 ..= WINDOWS)
+    windows: u32,       // windows per column block (1 ..= WINDOWS)
     kc: u32,            // k per window (<= KC)
     k_last: u32,        // k in the last bound window
     a_k_stride: u32,    // vec4s per k of an A window (block rows / 4)
@@ -102,9 +105,11 @@ fn rank1(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) {
     (*acc)[31] += subgroupBroadcast(a.w, 7u) * b;
 }
 
-// k in window w: every window but the last holds kc.
-fn window_k(w: u32) -> u32 {
-    return select(p.kc, p.k_last, w + 1u == p.windows);
+// k in the window of slot s for the block whose slots start at slot0: every window but
+// the block's last holds kc; slots of other blocks hold none for it.
+fn window_k(s: u32, slot0: u32) -> u32 {
+    let mine = s >= slot0 && s < slot0 + p.windows;
+    return select(0u, select(p.kc, p.k_last, s + 1u == slot0 + p.windows), mine);
 }
 
 // Element offsets of C for this invocation's four columns, without the row (`div4`:
@@ -154,9 +159,10 @@ fn gemm_uniform(
     let g = wid.x;
     let a_at = g * 8u + (sl & 7u);
     let b_at = wid.y * WG + lane;
+    let slot0 = wid.z * p.windows;
 
     // This invocation's four columns of C, and its 32 rows.
-    let cols = p.col0 + b_at * 4u + vec4<u32>(0u, 1u, 2u, 3u);
+    let cols = p.col0 + wid.z * BLOCK_N + b_at * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     let col_at = column_offsets(cols);
     let r0 = p.row0 + g * 32u;
 
@@ -196,30 +202,21 @@ fn gemm_uniform(
         acc[30] = load(r0 + 30u, cols, col_at);
         acc[31] = load(r0 + 31u, cols, col_at);
     }
-    for (var kk = 0u; kk < window_k(0u); kk++) {
+    for (var kk = 0u; kk < window_k(0u, slot0); kk++) {
         rank1(&acc, a0[kk * p.a_k_stride + a_at], b0[kk * B_K_VEC4S + b_at]);
     }
-    if p.windows > 1u {
-        for (var kk = 0u; kk < window_k(1u); kk++) {
-            rank1(&acc, a1[kk * p.a_k_stride + a_at], b1[kk * B_K_VEC4S + b_at]);
-        }
+    for (var kk = 0u; kk < window_k(1u, slot0); kk++) {
+        rank1(&acc, a1[kk * p.a_k_stride + a_at], b1[kk * B_K_VEC4S + b_at]);
     }
-    if p.windows > 2u {
-        for (var kk = 0u; kk < window_k(2u); kk++) {
-            rank1(&acc, a2[kk * p.a_k_stride + a_at], b2[kk * B_K_VEC4S + b_at]);
-        }
+    for (var kk = 0u; kk < window_k(2u, slot0); kk++) {
+        rank1(&acc, a2[kk * p.a_k_stride + a_at], b2[kk * B_K_VEC4S + b_at]);
     }
-    if p.windows > 3u {
-        for (var kk = 0u; kk < window_k(3u); kk++) {
-            rank1(&acc, a3[kk * p.a_k_stride + a_at], b3[kk * B_K_VEC4S + b_at]);
-        }
+    for (var kk = 0u; kk < window_k(3u, slot0); kk++) {
+        rank1(&acc, a3[kk * p.a_k_stride + a_at], b3[kk * B_K_VEC4S + b_at]);
     }
-    if p.windows > 4u {
-        for (var kk = 0u; kk < window_k(4u); kk++) {
-            rank1(&acc, a4[kk * p.a_k_stride + a_at], b4[kk * B_K_VEC4S + b_at]);
-        }
+    for (var kk = 0u; kk < window_k(4u, slot0); kk++) {
+        rank1(&acc, a4[kk * p.a_k_stride + a_at], b4[kk * B_K_VEC4S + b_at]);
     }
-
 
     store(r0 + 0u, cols, col_at, acc[0]);
     store(r0 + 1u, cols, col_at, acc[1]);

@@ -121,7 +121,10 @@ fn gpu_validation_errors_become_error_gpu() {
     match ops::leaky_relu_forward(&ctx, &mut plan, &misaligned, &y8, 0.2) {
         Err(Error::Gpu { label, message }) => {
             // The entry point: leaky_relu_forward, or its four-wide twin for 8 elements.
-            assert!(label.starts_with("activation:leaky_relu_forward"), "{label}");
+            assert!(
+                label.starts_with("activation:leaky_relu_forward"),
+                "{label}"
+            );
             assert!(!message.is_empty());
         }
         other => panic!("expected Error::Gpu, got {other:?}"),

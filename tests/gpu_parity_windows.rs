@@ -55,13 +55,14 @@ fn run_read(ctx: &GpuContext, plan: &Plan, t: &GpuTensor) -> Vec<f32> {
 
 /// (m, n, k): one partial block of everything; rows past a block and columns past two; a
 /// sum over eleven windows (three dispatches); products that prefer the transposed
-/// orientation.
-const GEMM_SHAPES: [(usize, usize, usize); 5] = [
+/// orientation; a short k over eight column blocks (five blocks in one dispatch, then three).
+const GEMM_SHAPES: [(usize, usize, usize); 6] = [
     (33, 130, 129),
     (129, 257, 100),
     (40, 140, 1300),
     (300, 40, 70),
     (20, 600, 90),
+    (10, 1000, 50),
 ];
 
 #[test]
