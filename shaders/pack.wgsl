@@ -9,6 +9,7 @@
 //       x[n, i, oy * SH + ky - PT, ox * SW + kx - PL] (zero outside x); channels innermost,
 //       the order in which conv2d.wgsl's forward sums
 //   im2col transposed (pack_b_im2col_transposed): X[q, t] with t = (i, ky, kx), OIHW order
+//   im2col in OIHW order (pack_a_im2col): X[t, q], the same taps as rows of operand A
 //   phase class (pack_a_class, pack_b_class): one phase class of the input gradient (see
 //       conv2d.wgsl's backward_input): its taps (ky, kx) in order, output channels innermost.
 // One invocation writes one vec4: the four values share a row (B) or a column (A), so the
@@ -236,13 +237,51 @@ fn pack_b_im2col_transposed(
     dst[s.at] = v;
 }
 
-// The class's k = (j, o): its j-th tap (ky, kx) and small-side channel o.
-fn class_tap(k: u32) -> vec3<u32> {
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn pack_a_im2col(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let t = linear_id(wid, nwg, lid);
+    if t >= p.total {
+        return;
+    }
+    let s = a_slot(t);
+    // k: one pixel; rows: four taps (i, ky, kx) eight apart, each split as a 1 x KH x KW
+    // grid per channel.
+    let q = pixel_of(s.k, p.out_h, p.out_w);
+    let ok = s.k < p.cols;
+    var v: vec4<f32>;
+    for (var j = 0u; j < 4u; j++) {
+        let r = s.first + j * 8u;
+        let tap = pixel_of(r, p.kernel_h, p.kernel_w);
+        v[j] = conv_input(tap.x, tap.y, tap.z, q, ok && r < p.rows);
+    }
+    dst[s.at] = v;
+}
+
+// The class's k = (j, o): its j-th tap (ky, kx) = (ky0 + jy * SH, kx0 + jx * SW), the tap's
+// place (jy, jx) in the class's grid of taps, and small-side channel o.
+struct ClassTap {
+    ky: u32,
+    kx: u32,
+    jy: u32,
+    jx: u32,
+    o: u32,
+}
+
+fn class_tap(k: u32) -> ClassTap {
     let j = div(k, p.out_channels);
     let jy = div(j, p.taps_x);
-    let ky = p.ky0 + jy * p.stride_h;
-    let kx = p.kx0 + (j - jy * p.taps_x) * p.stride_w;
-    return vec3<u32>(ky, kx, k - j * p.out_channels);
+    let jx = j - jy * p.taps_x;
+    return ClassTap(
+        p.ky0 + jy * p.stride_h,
+        p.kx0 + jx * p.stride_w,
+        jy,
+        jx,
+        k - j * p.out_channels,
+    );
 }
 
 // A of a class: w[o, i, ky, kx] at row i, column k = (j, o).
@@ -259,7 +298,7 @@ fn pack_a_class(
     let s = a_slot(t);
     let tap = class_tap(s.k);
     let taps = p.kernel_h * p.kernel_w;
-    let base = tap.z * p.channels * taps + tap.x * p.kernel_w + tap.y;
+    let base = tap.o * p.channels * taps + tap.ky * p.kernel_w + tap.kx;
     let ok = s.k < p.cols;
     var v: vec4<f32>;
     for (var j = 0u; j < 4u; j++) {
@@ -283,8 +322,11 @@ fn pack_b_class(
     }
     let s = b_slot(t);
     let tap = class_tap(s.k);
-    let dy_y = (i32(p.py + p.pad_top) - i32(tap.x)) / i32(p.stride_h);
-    let dy_x = (i32(p.px + p.pad_left) - i32(tap.y)) / i32(p.stride_w);
+    // oy - qy = (py + PT - ky) / SH, exact; ky0 = (py + PT) mod SH makes it
+    // (py + PT) / SH - jy, so no division per invocation (CPU drivers have no vector
+    // integer division).
+    let dy_y = i32((p.py + p.pad_top) / p.stride_h) - i32(tap.jy);
+    let dy_x = i32((p.px + p.pad_left) / p.stride_w) - i32(tap.jx);
     let ok = s.k < p.rows;
     var q = pixel_of(s.first, p.qh, p.qw);
     var v: vec4<f32>;
@@ -293,7 +335,7 @@ fn pack_b_class(
         let ox = i32(q.z) + dy_x;
         let inside = ok && s.first + j < p.cols && oy >= 0 && ox >= 0 && oy < i32(p.out_h)
             && ox < i32(p.out_w);
-        let at = ((q.x * p.out_channels + tap.z) * p.out_h + u32(max(oy, 0))) * p.out_w
+        let at = ((q.x * p.out_channels + tap.o) * p.out_h + u32(max(oy, 0))) * p.out_w
             + u32(max(ox, 0));
         v[j] = load(at, inside);
         q = next(q, p.qh, p.qw);

@@ -118,7 +118,8 @@ fn gemm_uniform_matches_cpu_reference() {
 }
 
 /// The model's layers at batch 2 and 3, odd channel counts and sizes, a non-square kernel
-/// and stride, 'valid' padding, and one channel on the large side.
+/// and stride, 'valid' padding, and one channel on the large side; then one-channel layers
+/// with enough pixels that their weight gradients run transposed on the windows.
 fn geometries() -> Vec<Conv2dGeometry> {
     vec![
         Conv2dGeometry::conv_same(2, 64, (14, 14), 128, (3, 3), (2, 2)),
@@ -128,6 +129,8 @@ fn geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_same(3, 37, (9, 11), 45, (3, 3), (2, 2)),
         Conv2dGeometry::conv_same(2, 40, (10, 7), 70, (3, 2), (2, 1)),
         Conv2dGeometry::conv_valid(2, 33, (12, 11), 50, (3, 3), (1, 1)),
+        Conv2dGeometry::conv_same(8, 1, (28, 28), 64, (3, 3), (2, 2)),
+        Conv2dGeometry::conv_same(4, 1, (16, 16), 64, (3, 3), (1, 1)),
     ]
 }
 

@@ -13,7 +13,9 @@
 //! The forward and input-gradient sums run over k in the direct kernels' order, so for
 //! sums of up to 640 terms (one dispatch) both kernel sets give the same bits.
 
-use super::gemm_uniform::{Bias, ColumnMap, StoreView, gemm_uniform, worthwhile};
+use super::gemm_uniform::{
+    Bias, ColumnMap, StoreView, better_transposed, gemm_uniform, worthwhile,
+};
 use super::pack::{Axis, Operand, PhaseClass, View, pack};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan};
@@ -117,7 +119,8 @@ pub(super) fn backward_input(
     Ok(true)
 }
 
-/// `dw[o, t] = sum over pixels of dy · im2col(x)`, t in OIHW order.
+/// `dw[o, t] = sum over pixels of dy · im2col(x)`, t in OIHW order; or, when that fills the
+/// tiles better (few output channels or few taps), `dw^T[t, o]` stored transposed.
 pub(super) fn backward_weight(
     ctx: &GpuContext,
     plan: &mut Plan,
@@ -128,8 +131,35 @@ pub(super) fn backward_weight(
 ) -> Result<bool> {
     let (taps, plane, pixels) = sizes(g);
     let o = g.out_channels;
-    if !worthwhile(ctx, o, taps, pixels) {
+    let transposed = better_transposed(o, taps);
+    let (m, n) = if transposed { (taps, o) } else { (o, taps) };
+    if !worthwhile(ctx, m, n, pixels) {
         return Ok(false);
+    }
+    if transposed {
+        // im2col(x) as [t, (n, p)] times dy^T as [(n, p), o].
+        let lhs = pack(
+            ctx,
+            plan,
+            Operand::A,
+            &View::Im2colOihw(*g),
+            x,
+            taps,
+            pixels,
+        )?;
+        let gradient = View::Strided {
+            offset: 0,
+            row: Axis::split(plane, o * plane, 1),
+            col: Axis::stride(plane),
+        };
+        let rhs = pack(ctx, plan, Operand::B, &gradient, dy, o, pixels)?;
+        let store = StoreView {
+            offset: 0,
+            row_stride: 1,
+            col: ColumnMap::stride(taps),
+        };
+        gemm_uniform(ctx, plan, &lhs, &rhs, None, dw, &store)?;
+        return Ok(true);
     }
     // dy[n, o, p] as the matrix [o, (n, p)].
     let gradient = View::Strided {

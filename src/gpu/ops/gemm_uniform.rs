@@ -254,8 +254,10 @@ fn fill(m: usize, n: usize) -> f64 {
 }
 
 /// Least tile fill worth the uniform kernel: below it the direct kernels, whose tiles are
-/// narrower, waste less.
-const MIN_FILL: f64 = 0.25;
+/// narrower, waste less. One eighth admits the weight gradients of one-channel layers (9
+/// taps x 64 channels fill 14%), which the direct kernels, paying a storage load per
+/// multiply-add on CPU drivers, ran about 1.5x slower in `gan-gpu bench` on lavapipe.
+const MIN_FILL: f64 = 0.125;
 
 /// Fewest multiply-adds worth packing for: smaller products cost more to pack than to run.
 const MIN_MULTIPLY_ADDS: usize = 1 << 18;

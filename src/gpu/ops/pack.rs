@@ -77,6 +77,8 @@ pub enum View {
     Im2col(Conv2dGeometry),
     /// Rows are pixels, columns taps `(i, ky, kx)` in OIHW order.
     Im2colTransposed(Conv2dGeometry),
+    /// Rows are taps `(i, ky, kx)` in OIHW order, columns pixels (operand A).
+    Im2colOihw(Conv2dGeometry),
     /// One phase class of the input gradient: the weight as `[i, (tap, o)]` (operand A).
     ClassWeight(Conv2dGeometry, PhaseClass),
     /// The same class's output gradient as `[(tap, o), (n, qy, qx)]` (operand B).
@@ -230,7 +232,7 @@ fn view_params(op: &str, view: &View, rows: usize, cols: usize) -> Result<Params
             (p.col_div, p.col_hi, p.col_lo) = (u(col.div)?, u(col.hi)?, u(col.lo)?);
             return Ok(p);
         }
-        View::Im2col(g) | View::Im2colTransposed(g) => g,
+        View::Im2col(g) | View::Im2colTransposed(g) | View::Im2colOihw(g) => g,
         View::ClassWeight(g, c) | View::ClassGradient(g, c) => {
             p.out_channels = u(g.out_channels)?;
             (p.py, p.px, p.ky0, p.kx0) = (u(c.py)?, u(c.px)?, u(c.ky0)?, u(c.kx0)?);
@@ -275,6 +277,7 @@ pub fn pack(
         (Operand::B, View::Strided { .. }) => "pack_b",
         (Operand::B, View::Im2col(_)) => "pack_b_im2col",
         (Operand::B, View::Im2colTransposed(_)) => "pack_b_im2col_transposed",
+        (Operand::A, View::Im2colOihw(_)) => "pack_a_im2col",
         (Operand::A, View::ClassWeight(..)) => "pack_a_class",
         (Operand::B, View::ClassGradient(..)) => "pack_b_class",
         _ => {
