@@ -202,8 +202,9 @@ fn dense_backward_matches_cpu_reference() {
 
 /// Ordinary convolutions: the discriminator's two layers at batch 2, batch 1 with one
 /// channel, odd and non-square inputs, a 3x2 kernel with a 2x1 stride, 'valid' padding, a
-/// stride larger than the kernel (input pixels no window reads), and channel and pixel counts
-/// just past the tiles (9 > 8 and 17 > 16 channels, 3 * 11 * 13 > 256 pixels).
+/// stride larger than the kernel (input pixels no window reads), channel and pixel counts
+/// just past the tiles (9 > 8 and 17 > 16 channels, 3 * 11 * 13 > 256 pixels), and one
+/// output channel at stride 1.
 fn conv_geometries() -> Vec<Conv2dGeometry> {
     vec![
         Conv2dGeometry::conv_same(2, 1, (28, 28), 64, (3, 3), (2, 2)),
@@ -216,6 +217,9 @@ fn conv_geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_valid(2, 2, (10, 9), 3, (2, 2), (3, 3)),
         Conv2dGeometry::conv_same(3, 5, (11, 13), 9, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(2, 19, (6, 5), 17, (3, 3), (2, 2)),
+        // One output channel at stride 1, rows of whole vec4s: the single-channel kernel,
+        // with every shift modulo 4 (5x5 'same') and a row of 3 vec4s.
+        Conv2dGeometry::conv_same(2, 3, (8, 12), 1, (5, 5), (1, 1)),
     ]
 }
 
@@ -234,6 +238,9 @@ fn transpose_geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::transpose_valid(1, 2, (5, 5), 3, (3, 3), (1, 1)),
         Conv2dGeometry::transpose_same(3, 9, (6, 7), 11, (3, 3), (2, 2)),
         Conv2dGeometry::transpose_same(2, 17, (3, 4), 19, (3, 3), (2, 2)),
+        // Into one channel at stride 1 with a 3x2 kernel ('same' pads unevenly), rows of
+        // 2 vec4s.
+        Conv2dGeometry::transpose_same(1, 5, (6, 8), 1, (3, 2), (1, 1)),
     ]
 }
 

@@ -1,9 +1,11 @@
 //! The registry of WGSL sources. Every kernel family has one file `shaders/<family>.wgsl`,
-//! embedded at compile time; families that draw random numbers get `shaders/philox.wgsl`
-//! prepended, so the generator exists once and matches `src/rng.rs` bit for bit, and the
-//! subgroup variants of a family get that family's file prepended for its helpers, and the
-//! uniform-window families get `shaders/exact_div.wgsl`, and the per-channel families (bias,
-//! batch normalisation) `shaders/channel_walk.wgsl`.
+//! embedded at compile time, some with a shared file prepended:
+//! - the families that draw random numbers get `shaders/philox.wgsl`, so the generator
+//!   exists once and matches `src/rng.rs` bit for bit;
+//! - the subgroup and single-channel variants of the convolutions get `conv2d.wgsl`, for its
+//!   Params, bindings and helpers;
+//! - the uniform-window families get `shaders/exact_div.wgsl`;
+//! - the per-channel families (bias, batch normalisation) get `shaders/channel_walk.wgsl`.
 
 use crate::error::{Error, Result};
 
@@ -27,6 +29,8 @@ pub enum Shader {
     Conv2d,
     /// `conv2d.wgsl` plus `conv2d_subgroup.wgsl`; only on devices with subgroup operations.
     Conv2dSubgroup,
+    /// `conv2d.wgsl` plus `conv2d_single.wgsl`: single-channel passes, four pixels at a time.
+    Conv2dSingle,
     Bias,
     BatchNorm,
     Activation,
@@ -41,12 +45,13 @@ pub enum Shader {
 
 impl Shader {
     /// Every family in the registry.
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::Gemm,
         Shader::GemmUniform,
         Shader::Pack,
         Shader::Conv2d,
         Shader::Conv2dSubgroup,
+        Shader::Conv2dSingle,
         Shader::Bias,
         Shader::BatchNorm,
         Shader::Activation,
@@ -66,6 +71,7 @@ impl Shader {
             Shader::Pack => "pack",
             Shader::Conv2d => "conv2d",
             Shader::Conv2dSubgroup => "conv2d_subgroup",
+            Shader::Conv2dSingle => "conv2d_single",
             Shader::Bias => "bias",
             Shader::BatchNorm => "batchnorm",
             Shader::Activation => "activation",
@@ -101,7 +107,7 @@ impl Shader {
     fn prelude(self) -> Option<&'static str> {
         match self {
             _ if self.uses_random() => Some(PHILOX),
-            Shader::Conv2dSubgroup => Some(Shader::Conv2d.body()),
+            Shader::Conv2dSubgroup | Shader::Conv2dSingle => Some(Shader::Conv2d.body()),
             Shader::GemmUniform | Shader::Pack => Some(EXACT_DIV),
             Shader::BatchNorm | Shader::Bias => Some(CHANNEL_WALK),
             _ => None,
@@ -115,6 +121,7 @@ impl Shader {
             Shader::Pack => include_str!("../../shaders/pack.wgsl"),
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
             Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
+            Shader::Conv2dSingle => include_str!("../../shaders/conv2d_single.wgsl"),
             Shader::Bias => include_str!("../../shaders/bias.wgsl"),
             Shader::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),

@@ -2,6 +2,7 @@
 //! `crate::cpu::conv2d`. Each pass is an implicit GEMM with register tiles; see the WGSL
 //! header for the tiling.
 
+use super::conv2d_single::{self as single, Pass};
 use super::conv2d_windows as windows;
 use super::gemm::expect_separate;
 use super::{expect_len, to_u32};
@@ -37,7 +38,7 @@ const MAX_PARTIAL_ELEMENTS: usize = 16 << 20;
 /// Mirrors `Params` in shaders/conv2d.wgsl: the geometry, then the launch shape.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(super) struct Params {
     batch: u32,
     in_channels: u32,
     in_h: u32,
@@ -52,7 +53,7 @@ struct Params {
     pad_top: u32,
     pad_left: u32,
     /// 1: add `bias[row channel]` to every output.
-    has_bias: u32,
+    pub(super) has_bias: u32,
     /// Workgroups along the columns, along the rows, and in all.
     col_groups: u32,
     row_groups: u32,
@@ -178,6 +179,9 @@ pub(crate) fn forward_impl(
     if windows::forward(ctx, plan, g, x.1, w, b, y.1)? {
         return Ok(());
     }
+    if single::dispatch(ctx, plan, op, Pass::Forward, g, params, x.1, w, b, y.1)? {
+        return Ok(());
+    }
 
     // Rows: output channels; columns: output pixels.
     let (shader, entry, tile_m) = variant(ctx, "forward");
@@ -247,6 +251,10 @@ pub(crate) fn backward_input_impl(
     }
 
     if windows::backward_input(ctx, plan, g, dy.1, w, bias, dx.1)? {
+        return Ok(());
+    }
+    let pass = Pass::BackwardInput;
+    if single::dispatch(ctx, plan, op, pass, g, params, dy.1, w, bias, dx.1)? {
         return Ok(());
     }
 

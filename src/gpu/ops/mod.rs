@@ -20,6 +20,7 @@ pub mod adam;
 pub mod batchnorm;
 pub mod bias;
 pub mod conv2d;
+mod conv2d_single;
 mod conv2d_windows;
 pub mod conv_transpose2d;
 pub mod dense;

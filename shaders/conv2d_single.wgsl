@@ -1,0 +1,134 @@
+// Convolution passes whose output has a single channel, for stride 1 and rows that are
+// whole vec4s (conv2d.wgsl is prepended: its Params, bindings and helpers):
+//   forward_single:        y[n, 0, oy, ox] = sum_{ky, kx, i} w[0, i, ky, kx] * x[n, i, oy + ky - PT, ox + kx - PL]
+//   backward_input_single: dx[n, 0, iy, ix] = sum_{ky, kx, o} w[o, 0, ky, kx] * dy[n, o, iy + PT - ky, ix + PL - kx]
+// (the generator's last layer and its gradient, through the transposed convolution). The
+// general kernels spread a workgroup over eight or sixteen output channels and would leave
+// all but one of them idle. Here an invocation owns SPAN vec4s of an output row (4 * SPAN
+// pixels from a multiple of 4) and reads its source row four values at a time: the values
+// at x + s .. x + s + 3 for a tap's shift s come from the two aligned vec4s around them,
+// since s mod 4 is the same for every invocation, and SPAN + 1 loads serve SPAN outputs. Every output sums its terms in the general kernels' order (taps
+// (ky, kx) outside, channels inside, zeros where the window leaves the source), so the two
+// give the same bits. The launcher checks the conditions (src/gpu/ops/conv2d_single.rs).
+
+// The source (x of the forward pass, dy of the input gradient) and the output, four values
+// at a time.
+@group(0) @binding(7) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> out4: array<vec4<f32>>;
+
+// Vec4s of an output row one invocation computes.
+const SPAN: u32 = 4u;
+
+// One pass's sizes: the source's channels and rows, the output's rows, and how a tap moves
+// the source position: src = out + dir * k + offset (dir +1 forward, -1 input gradient).
+struct Sizes {
+    channels: u32,
+    src_h: u32,
+    src_w4: u32,   // vec4s per source row
+    out_h: u32,
+    out_w4: u32,   // vec4s per output row
+    dir: i32,
+    offset_y: i32,
+    offset_x: i32,
+}
+
+// Vec4 `at` of the source row starting at vec4 `row`, zero outside the row (rows of whole
+// vec4s: a vec4 is inside or outside entirely).
+fn row_vec4(row: u32, row_ok: bool, at: i32, width4: u32) -> vec4<f32> {
+    let ok = row_ok && at >= 0 && at < i32(width4);
+    return select(vec4<f32>(), src4[select(0u, row + u32(max(at, 0)), ok)], ok);
+}
+
+// The four values starting r (0 .. 3) into `lo`, continuing into `hi`.
+fn shift(lo: vec4<f32>, hi: vec4<f32>, r: i32) -> vec4<f32> {
+    switch r {
+        case 0: { return lo; }
+        case 1: { return vec4<f32>(lo.yzw, hi.x); }
+        case 2: { return vec4<f32>(lo.zw, hi.xy); }
+        default: { return vec4<f32>(lo.w, hi.xyz); }
+    }
+}
+
+fn single_channel(id: u32, sizes: Sizes) {
+    // SPAN vec4s of one output row per invocation.
+    let spans = (sizes.out_w4 + SPAN - 1u) / SPAN;
+    let per_sample = sizes.out_h * spans;
+    if id >= p.batch * per_sample {
+        return;
+    }
+    let n = id / per_sample;
+    let rest = id - n * per_sample;
+    let y = rest / spans;
+    let col4 = (rest - y * spans) * SPAN;
+    let src_plane4 = sizes.src_h * sizes.src_w4;
+    let taps = p.kernel_h * p.kernel_w;
+
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
+    for (var ky = 0u; ky < p.kernel_h; ky++) {
+        let sy = i32(y) + sizes.dir * i32(ky) + sizes.offset_y;
+        let row_ok = sy >= 0 && sy < i32(sizes.src_h);
+        let row0 = (n * sizes.channels * sizes.src_h + u32(max(sy, 0))) * sizes.src_w4;
+        for (var kx = 0u; kx < p.kernel_w; kx++) {
+            // Source columns x + s for output column x: vec4s from col4 + q on, r into the
+            // first (r the same for every invocation).
+            let s = sizes.dir * i32(kx) + sizes.offset_x;
+            let q = s >> 2u;
+            let r = s - q * 4;
+            let at = i32(col4) + q;
+            var row = row0;
+            var wk = ky * p.kernel_w + kx;
+            for (var c = 0u; c < sizes.channels; c++) {
+                let v0 = row_vec4(row, row_ok, at, sizes.src_w4);
+                let v1 = row_vec4(row, row_ok, at + 1, sizes.src_w4);
+                let v2 = row_vec4(row, row_ok, at + 2, sizes.src_w4);
+                let v3 = row_vec4(row, row_ok, at + 3, sizes.src_w4);
+                let v4 = row_vec4(row, row_ok && r != 0, at + 4, sizes.src_w4);
+                let wv = w[wk];
+                acc0 += wv * shift(v0, v1, r);
+                acc1 += wv * shift(v1, v2, r);
+                acc2 += wv * shift(v2, v3, r);
+                acc3 += wv * shift(v3, v4, r);
+                row += src_plane4;
+                wk += taps;  // w[0, i, ky, kx] forward, w[o, 0, ky, kx] backward
+            }
+        }
+    }
+    var b = 0.0;
+    if p.has_bias == 1u {
+        b = bias[0];
+    }
+    let out = (n * sizes.out_h + y) * sizes.out_w4 + col4;
+    let left = sizes.out_w4 - col4;
+    out4[out] = acc0 + b;
+    if left > 1u { out4[out + 1u] = acc1 + b; }
+    if left > 2u { out4[out + 2u] = acc2 + b; }
+    if left > 3u { out4[out + 3u] = acc3 + b; }
+}
+@compute @workgroup_size(64)
+fn forward_single(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let sizes = Sizes(
+        p.in_channels, p.in_h, p.in_w / 4u, p.out_h, p.out_w / 4u,
+        1, -i32(p.pad_top), -i32(p.pad_left),
+    );
+    single_channel((wid.x + wid.y * nwg.x) * 64u + lane, sizes);
+}
+
+@compute @workgroup_size(64)
+fn backward_input_single(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let sizes = Sizes(
+        p.out_channels, p.out_h, p.out_w / 4u, p.in_h, p.in_w / 4u,
+        -1, i32(p.pad_top), i32(p.pad_left),
+    );
+    single_channel((wid.x + wid.y * nwg.x) * 64u + lane, sizes);
+}
