@@ -51,6 +51,10 @@ struct Params {
     col_s1: u32,
     col_s2: u32,
     col_s3: u32,
+    // 1: every invocation's four columns are four consecutive elements of C starting at a
+    // multiple of 4 (a row-major or NCHW store with rows of whole vec4s), so C moves as vec4s
+    // through c_out4 wherever all four are in the matrix.
+    whole_vec4s: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -67,6 +71,8 @@ struct Params {
 // Bound to C again when bias_mode is 0 (never read then).
 @group(0) @binding(11) var<storage, read> bias: array<f32>;
 @group(0) @binding(12) var<storage, read_write> c_out: array<f32>;
+// C again, four values at a time (used when whole_vec4s is 1).
+@group(0) @binding(13) var<storage, read_write> c_out4: array<vec4<f32>>;
 
 // acc[i] holds row i of the workgroup's 32, for this invocation's four columns. `a` is this
 // invocation's A vec4; row 8j + l comes from component j of invocation l.
@@ -124,6 +130,9 @@ fn column_offsets(cols: vec4<u32>) -> vec4<u32> {
 // The partial sums C holds for row r (zero past the matrix).
 fn load(r: u32, cols: vec4<u32>, col_at: vec4<u32>) -> vec4<f32> {
     let ok = (cols < vec4<u32>(p.n)) & vec4<bool>(r < p.m);
+    if p.whole_vec4s == 1u && all(ok) {
+        return c_out4[(p.c_offset + r * p.row_stride + col_at.x) / 4u];
+    }
     let last = arrayLength(&c_out) - 1u;
     let at = min(vec4<u32>(p.c_offset + r * p.row_stride) + col_at, vec4<u32>(last));
     let v = vec4<f32>(c_out[at.x], c_out[at.y], c_out[at.z], c_out[at.w]);
@@ -142,6 +151,10 @@ fn store(r: u32, cols: vec4<u32>, col_at: vec4<u32>, v: vec4<f32>) {
     } else if p.finish == 1u && p.bias_mode == 2u {
         let c = min(cols, vec4<u32>(p.n - 1u));
         s += vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
+    }
+    if p.whole_vec4s == 1u && all(ok) {
+        c_out4[at.x / 4u] = s;
+        return;
     }
     if ok.x { c_out[at.x] = s.x; }
     if ok.y { c_out[at.y] = s.y; }

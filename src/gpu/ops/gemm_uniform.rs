@@ -44,6 +44,7 @@ struct Params {
     col_s1: u32,
     col_s2: u32,
     col_s3: u32,
+    whole_vec4s: u32,
 }
 
 /// Size of the `Params` mirror in bytes, for the layout test.
@@ -93,6 +94,16 @@ pub struct StoreView {
 }
 
 impl StoreView {
+    /// Whether every four columns from a multiple of 4 land on four consecutive elements
+    /// from a multiple of 4, in every row: the kernel then moves C as vec4s.
+    fn whole_vec4s(&self) -> bool {
+        let c = &self.col;
+        c.s3 == 1
+            && [c.div1, c.div2, c.s1, c.s2, self.offset, self.row_stride]
+                .iter()
+                .all(|v| v.is_multiple_of(4))
+    }
+
     /// Row-major `[m, n]`.
     pub fn row_major(n: usize) -> StoreView {
         StoreView {
@@ -163,6 +174,7 @@ pub fn gemm_uniform(
         col_s1: u(store.col.s1)?,
         col_s2: u(store.col.s2)?,
         col_s3: u(store.col.s3)?,
+        whole_vec4s: u32::from(store.whole_vec4s() && c.offset.is_multiple_of(16)),
         ..Params::default()
     };
 
@@ -198,6 +210,7 @@ pub fn gemm_uniform(
                 }
                 bindings.push((11, bias_tensor.into()));
                 bindings.push((12, c.into()));
+                bindings.push((13, c.into()));
                 let grid = [row_groups, COLUMN_SLICES, u(blocks)?];
                 plan.push(ctx.dispatch(
                     Shader::GemmUniform,
@@ -232,6 +245,7 @@ pub fn gemm_uniform(
                 }
                 bindings.push((11, bias_tensor.into()));
                 bindings.push((12, c.into()));
+                bindings.push((13, c.into()));
                 plan.push(ctx.dispatch(
                     Shader::GemmUniform,
                     "gemm_uniform",
