@@ -58,6 +58,11 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> c_out: array<f32>;
 // sum_slices: the slices' blocks, [slices][m][n].
 @group(0) @binding(5) var<storage, read> partials: array<f32>;
+// gemv: op(A) with rows of whole vec4s, and op(B) as one vector, four values at a time.
+@group(0) @binding(6) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
+
+var<workgroup> gemv_partial: array<f32, 64>;
 
 fn store(slice: u32, r: u32, col: u32, v: f32) {
     if r < p.m && col < p.n {
@@ -161,4 +166,39 @@ fn sum_slices(
         sum += partials[slice * block + i];
     }
     store(0u, i / p.n, i % p.n, sum);
+}
+
+// C[r, 0] = op(A)[r, :] · op(B)[:, 0] for a product with one column whose operands are
+// contiguous along k (a_k_stride = b_k_stride = 1, k a multiple of 4, each A row starting on
+// a 16-byte boundary): workgroup (r, z) sums slice z of row r, its 64 invocations k_slice / 64
+// vec4s apart, and adds their partial sums in a fixed pairwise tree. The 8 x 256 tiles of
+// `gemm` would leave all but one row and all but one column of them idle.
+@compute @workgroup_size(64)
+fn gemv(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let r = wid.x + wid.y * nwg.x;
+    let slice = wid.z;
+    let k0 = slice * p.k_slice / 4u;
+    let k1 = min(p.k, (slice + 1u) * p.k_slice) / 4u;
+    var sum = vec4<f32>();
+    if r < p.m {
+        let row = r * (p.a_row_stride / 4u);
+        for (var j = k0 + lane; j < k1; j += 64u) {
+            sum += a4[row + j] * b4[j];
+        }
+    }
+    gemv_partial[lane] = (sum.x + sum.y) + (sum.z + sum.w);
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride /= 2u) {
+        if lane < stride {
+            gemv_partial[lane] += gemv_partial[lane + stride];
+        }
+        workgroupBarrier();
+    }
+    if lane == 0u && r < p.m {
+        store(slice, r, 0u, gemv_partial[0]);
+    }
 }

@@ -61,9 +61,10 @@ fn read(ctx: &GpuContext, t: &GpuTensor) -> Vec<f32> {
 // ---- gemm and dense ---------------------------------------------------------------------
 
 /// (m, n, k): odd sizes, 1 x k and k x 1 results, k = 1, tiles' edges (8 rows, 256
-/// columns) crossed by one, and products of few tiles over a long k, whose sum is split
-/// into slices (one tile, a ragged last slice; three tiles).
-const GEMM_SHAPES: [(usize, usize, usize); 9] = [
+/// columns) crossed by one, products of few tiles over a long k, whose sum is split into
+/// slices (one tile, a ragged last slice; three tiles), and one-column products with k a
+/// multiple of 4 (the vector kernel, whole and split).
+const GEMM_SHAPES: [(usize, usize, usize); 11] = [
     (37, 29, 53),
     (1, 300, 17),
     (300, 1, 17),
@@ -73,6 +74,8 @@ const GEMM_SHAPES: [(usize, usize, usize); 9] = [
     (64, 64, 64),
     (3, 5, 1000),
     (2, 700, 1025),
+    (300, 1, 64),
+    (5, 1, 4100),
 ];
 
 #[test]

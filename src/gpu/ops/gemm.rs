@@ -144,6 +144,10 @@ pub fn gemm_bias(
         return Ok(());
     }
 
+    if n == 1 && gemv(ctx, plan, (m, k), strides, a, b, bias, c)? {
+        return Ok(());
+    }
+
     let mut s = [m, n, a_row, a_k, b_k, b_col, n, 1];
     let mut bias_mode = u32::from(bias.is_some());
     let (mut lhs, mut rhs) = (a, b);
@@ -271,5 +275,86 @@ fn gemm_on_windows(
         (StoreView::row_major(n), bias.map(Bias::PerColumn))
     };
     gemm_uniform(ctx, plan, &lhs, &rhs, bias, c, &store)?;
+    Ok(true)
+}
+
+/// A product with one column, `C[m, 1] = op(A) · op(B)`, on the `gemv` kernel when both
+/// operands run contiguously along k in whole vec4s; `false` (nothing added) leaves it to the
+/// tiled kernel. Long sums over few rows are split into slices as in [`gemm_bias`].
+#[allow(clippy::too_many_arguments)]
+fn gemv(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    (m, k): (usize, usize),
+    [a_row, a_k, b_k, _]: [usize; 4],
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    c: &GpuTensor,
+) -> Result<bool> {
+    let op = "gemm:gemv";
+    let contiguous = a_k == 1 && b_k == 1 && k.is_multiple_of(4) && a_row.is_multiple_of(4);
+    if !contiguous || !a.offset.is_multiple_of(16) || !b.offset.is_multiple_of(16) {
+        return Ok(false);
+    }
+    // One workgroup per row and slice; slices of whole vec4s.
+    let slices = k_slices(m, k);
+    let k_slice = k.div_ceil(slices).next_multiple_of(4);
+    let slices = k.div_ceil(k_slice);
+    let [gx, gy, _] = ctx.grid(op, m as u64)?;
+    let params = Params {
+        m: to_u32(op, m)?,
+        n: 1,
+        k: to_u32(op, k)?,
+        a_row_stride: to_u32(op, a_row)?,
+        a_k_stride: 1,
+        b_k_stride: 1,
+        b_col_stride: 1,
+        c_row_stride: 1,
+        c_col_stride: 1,
+        bias_mode: u32::from(bias.is_some()),
+        col_groups: 1,
+        tiles: to_u32(op, m)?,
+        k_slice: to_u32(op, k_slice)?,
+        c_slice_stride: 0,
+        slices: 1,
+    };
+    let grid = [gx, gy, to_u32(op, slices)?];
+    if slices == 1 {
+        let bindings = [
+            (3, bias.unwrap_or(b).into()),
+            (4, c.into()),
+            (6, a.into()),
+            (7, b.into()),
+        ];
+        plan.push(ctx.dispatch(Shader::Gemm, "gemv", &params, &bindings, grid)?);
+        return Ok(true);
+    }
+
+    // Each slice's column into a scratch buffer made with the plan, then added in order.
+    let partials = ctx.storage("gemm:partials", slices * m);
+    let sliced = Params {
+        c_slice_stride: to_u32(op, m)?,
+        bias_mode: 0,
+        ..params
+    };
+    let bindings = [
+        (3, b.into()),
+        (4, (&partials).into()),
+        (6, a.into()),
+        (7, b.into()),
+    ];
+    plan.push(ctx.dispatch(Shader::Gemm, "gemv", &sliced, &bindings, grid)?);
+    let summed = Params {
+        slices: to_u32(op, slices)?,
+        ..params
+    };
+    let bindings = [
+        (3, bias.unwrap_or(b).into()),
+        (4, c.into()),
+        (5, (&partials).into()),
+    ];
+    let grid = ctx.grid(op, (m as u64).div_ceil(64))?;
+    plan.push(ctx.dispatch(Shader::Gemm, "sum_slices", &summed, &bindings, grid)?);
     Ok(true)
 }
