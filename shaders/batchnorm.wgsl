@@ -19,6 +19,9 @@
 // values are read once per invocation.
 
 const WORKGROUP_SIZE: u32 = 256u;
+// Invocations of a reduction workgroup (channel_walk.wgsl); REDUCTION_WORKGROUP_SIZE in
+// src/gpu/ops/mod.rs says why 64.
+const REDUCTION_SIZE: u32 = 64u;
 // Items of one channel each invocation of normalize / backward_dx handles; the launcher
 // sizes the grid with the same figure (CHUNK_PER_INVOCATION in src/gpu/ops/batchnorm.rs).
 const CHUNK_PER_INVOCATION: u32 = 8u;
@@ -76,7 +79,7 @@ fn store_grads(lid: u32, ch: u32, total: vec2<f32>) {
     }
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(REDUCTION_SIZE)
 fn forward_train_stats(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -112,7 +115,7 @@ fn forward_train_stats(
     store_stats(lid, ch, mean, variance);
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(REDUCTION_SIZE)
 fn forward_train_stats4(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -145,7 +148,7 @@ fn forward_train_stats4(
     store_stats(lid, ch, mean, variance);
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(REDUCTION_SIZE)
 fn backward_reduce(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -171,7 +174,7 @@ fn backward_reduce(
     store_grads(lid, ch, workgroup_sum(lid, sums));
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(REDUCTION_SIZE)
 fn backward_reduce4(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

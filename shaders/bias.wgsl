@@ -9,6 +9,9 @@
 // invocations then read neighbouring channels), a tree form otherwise (conv layers).
 
 const WORKGROUP_SIZE: u32 = 256u;
+// Invocations of a reduction workgroup (channel_walk.wgsl); REDUCTION_WORKGROUP_SIZE in
+// src/gpu/ops/mod.rs says why 64.
+const REDUCTION_SIZE: u32 = 64u;
 const ELEMS_PER_INVOCATION: u32 = 2u;
 
 // Mirrored by `Params` in src/gpu/ops/bias.rs.
@@ -66,7 +69,7 @@ fn backward_serial(
     db[ch] = sum;
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(REDUCTION_SIZE)
 fn backward_tree(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
@@ -90,7 +93,7 @@ fn backward_tree(
     }
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(REDUCTION_SIZE)
 fn backward_tree4(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,

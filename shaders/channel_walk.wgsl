@@ -1,5 +1,5 @@
 // Walking and summing one channel of NCHW data viewed as [n, c, p], prepended to the
-// per-channel families (batchnorm.wgsl, bias.wgsl), which define WORKGROUP_SIZE.
+// per-channel families (batchnorm.wgsl, bias.wgsl), which define REDUCTION_SIZE.
 //
 // A channel's items j = 0 .. n * period (period = p for f32 items, p / 4 for vec4s) lie at
 // sample j / period, position j % period. A `Walk` steps through them by adding instead of
@@ -11,11 +11,11 @@
 // invocations' partial sums are then added in a fixed order. A group's loads cover whole
 // 128-byte lines of vec4s (a GPU wants that of neighbouring invocations), and a CPU driver,
 // which runs one group of lanes through the loop before the next, streams through memory
-// instead of striding by WORKGROUP_SIZE items. No atomics, so results repeat bit for bit.
+// instead of striding by REDUCTION_SIZE items. No atomics, so results repeat bit for bit.
 
 const LANE_GROUP: u32 = 8u;
 
-var<workgroup> partial: array<vec2<f32>, WORKGROUP_SIZE>;
+var<workgroup> partial: array<vec2<f32>, REDUCTION_SIZE>;
 var<workgroup> group_sums: array<vec2<f32>, LANE_GROUP>;
 
 // Item j of channel ch as (sample b, position q < period), and the step to j + stride.
@@ -52,7 +52,7 @@ struct Segment {
 }
 
 fn segment(lid: u32, items: u32) -> Segment {
-    let groups = WORKGROUP_SIZE / LANE_GROUP;
+    let groups = REDUCTION_SIZE / LANE_GROUP;
     let len = (items + groups - 1u) / groups;
     let start = (lid / LANE_GROUP) * len;
     return Segment(start + lid % LANE_GROUP, min(start + len, items));
@@ -60,14 +60,14 @@ fn segment(lid: u32, items: u32) -> Segment {
 
 // Sum of every invocation's `v` in a fixed order; all invocations get the total. Three
 // barriers, not one per level of a tree: CPU drivers switch between all the workgroup's
-// lane groups at every barrier. LANE_GROUP invocations each add WORKGROUP_SIZE / LANE_GROUP
+// lane groups at every barrier. LANE_GROUP invocations each add REDUCTION_SIZE / LANE_GROUP
 // partials, then every invocation adds those LANE_GROUP sums pairwise.
 fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
     partial[lid] = v;
     workgroupBarrier();
     if (lid < LANE_GROUP) {
         var s = vec2<f32>(0.0);
-        for (var k = lid; k < WORKGROUP_SIZE; k += LANE_GROUP) {
+        for (var k = lid; k < REDUCTION_SIZE; k += LANE_GROUP) {
             s += partial[k];
         }
         group_sums[lid] = s;

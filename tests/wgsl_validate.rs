@@ -1,7 +1,9 @@
 //! Every WGSL source in the registry, as compiled (philox.wgsl prepended where used), parses
 //! and validates with naga, and agrees with its Rust launcher on layout. No GPU needed.
 
-use gan_gpu::gpu::ops::{WORKGROUP_SIZE, params_layouts};
+use gan_gpu::gpu::ops::{
+    PER_CHANNEL_REDUCTIONS, REDUCTION_WORKGROUP_SIZE, WORKGROUP_SIZE, params_layouts,
+};
 use gan_gpu::gpu::{Shader, all_sources};
 use gan_gpu::shapes::StepConstants;
 
@@ -62,10 +64,18 @@ fn element_wise_and_reduction_kernels_use_the_shared_workgroup_size() {
     for (shader, _) in params_layouts() {
         let module = parse(shader.name(), &shader.source());
         for ep in &module.entry_points {
+            let (want, name) = if PER_CHANNEL_REDUCTIONS.contains(&ep.name.as_str()) {
+                (REDUCTION_WORKGROUP_SIZE, "REDUCTION_WORKGROUP_SIZE")
+            } else {
+                (
+                    WORKGROUP_SIZE,
+                    "WORKGROUP_SIZE, which the launchers size grids with",
+                )
+            };
             assert_eq!(
                 ep.workgroup_size,
-                [WORKGROUP_SIZE, 1, 1],
-                "{}:{} must use ops::WORKGROUP_SIZE, which the launchers size grids with",
+                [want, 1, 1],
+                "{}:{} must use ops::{name}",
                 shader.name(),
                 ep.name
             );

@@ -61,9 +61,10 @@ pub fn bias_backward(
     to_u32(op, dy.len)?;
     let params = params(op, n, c, p)?;
 
-    // Few values per channel: one invocation per channel, no barriers. Many: a workgroup
-    // per channel so the long sum is spread over WORKGROUP_SIZE invocations, four values
-    // per load where every row of p values starts on a 16-byte boundary.
+    // Few values per channel (under WORKGROUP_SIZE): one invocation per channel, no
+    // barriers. Many: a workgroup per channel so the long sum is spread over
+    // REDUCTION_WORKGROUP_SIZE invocations, four values per load where every row of p values
+    // starts on a 16-byte boundary.
     let (entry, grid, dy_binding) = if n * p < WORKGROUP_SIZE as usize {
         let grid = ctx.grid(op, (c as u64).div_ceil(WORKGROUP_SIZE as u64))?;
         ("backward_serial", grid, 3)

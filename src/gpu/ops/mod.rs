@@ -53,6 +53,23 @@ pub use random::{gather_batch, normal_noise};
 /// helpers serve (`WORKGROUP_SIZE` in their WGSL).
 pub const WORKGROUP_SIZE: u32 = 256;
 
+/// Invocations of the per-channel reductions (BatchNorm statistics and gradients, conv
+/// bias gradients; `REDUCTION_SIZE` in their WGSL), which run one workgroup per channel, so
+/// no grid depends on it. 64, not [`WORKGROUP_SIZE`]: a CPU driver switches between all of a
+/// workgroup's lane groups at every barrier, and at the model's batch 32 a channel has only
+/// 1568 to 25088 values. (A GPU would rather split a long channel over several workgroups.)
+pub const REDUCTION_WORKGROUP_SIZE: u32 = 64;
+
+/// Entry points that are per-channel reductions, sized [`REDUCTION_WORKGROUP_SIZE`].
+pub const PER_CHANNEL_REDUCTIONS: [&str; 6] = [
+    "forward_train_stats",
+    "forward_train_stats4",
+    "backward_reduce",
+    "backward_reduce4",
+    "backward_tree",
+    "backward_tree4",
+];
+
 /// Elements each invocation of an element-wise kernel handles (`ELEMS_PER_INVOCATION` in
 /// WGSL). Two keep a workgroup's span at 512 elements, so a grid one dimension wide covers
 /// 65535 * 512 * 4 bytes, just under the 128 MiB default storage binding: the fold into y is
