@@ -207,7 +207,7 @@ fn dense_backward_matches_cpu_reference() {
 /// channel, odd and non-square inputs, a 3x2 kernel with a 2x1 stride, 'valid' padding, a
 /// stride larger than the kernel (input pixels no window reads), channel and pixel counts
 /// just past the tiles (9 > 8 and 17 > 16 channels, 3 * 11 * 13 > 256 pixels), and one
-/// output channel at stride 1.
+/// output or one input channel at stride 1.
 fn conv_geometries() -> Vec<Conv2dGeometry> {
     vec![
         Conv2dGeometry::conv_same(2, 1, (28, 28), 64, (3, 3), (2, 2)),
@@ -223,6 +223,9 @@ fn conv_geometries() -> Vec<Conv2dGeometry> {
         // One output channel at stride 1, rows of whole vec4s: the single-channel kernel,
         // with every shift modulo 4 (5x5 'same') and a row of 3 vec4s.
         Conv2dGeometry::conv_same(2, 3, (8, 12), 1, (5, 5), (1, 1)),
+        // One input channel at stride 1 over enough pixels for the weight gradient to take
+        // the uniform windows, transposed.
+        Conv2dGeometry::conv_same(12, 1, (16, 16), 64, (3, 3), (1, 1)),
     ]
 }
 
