@@ -134,15 +134,25 @@ fn geometries() -> Vec<Conv2dGeometry> {
     ]
 }
 
-/// Forward, input gradient and weight gradient on `ctx`, and which ran on uniform windows.
-fn passes(ctx: &GpuContext, g: &Conv2dGeometry, tag: u32) -> ([Vec<f32>; 3], [bool; 3]) {
+/// Which kernels a pass ran on.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Route {
+    /// The uniform-window GEMM.
+    windows: bool,
+    /// One product per tap gathered by col2im (an input gradient over few channels), whose
+    /// sums are grouped by tap rather than in the direct kernels' order.
+    by_tap: bool,
+}
+
+/// Forward, input gradient and weight gradient on `ctx`, and the route each took.
+fn passes(ctx: &GpuContext, g: &Conv2dGeometry, tag: u32) -> ([Vec<f32>; 3], [Route; 3]) {
     let x = ctx.upload("x", &values(tag, g.input_len()));
     let w = ctx.upload("w", &values(tag + 1, g.weight_len()));
     let b = ctx.upload("b", &values(tag + 2, g.out_channels));
     let dy = ctx.upload("dy", &values(tag + 3, g.output_len()));
     let outs = [g.output_len(), g.input_len(), g.weight_len()].map(|n| nan_filled(ctx, n));
     let mut results: [Vec<f32>; 3] = Default::default();
-    let mut windows = [false; 3];
+    let mut routes = [Route::default(); 3];
     for pass in 0..3 {
         let mut plan = Plan::new();
         match pass {
@@ -151,13 +161,18 @@ fn passes(ctx: &GpuContext, g: &Conv2dGeometry, tag: u32) -> ([Vec<f32>; 3], [bo
             _ => ops::conv2d_backward_weight(ctx, &mut plan, g, &x, &dy, &outs[2]),
         }
         .unwrap();
-        windows[pass] = plan
-            .dispatches()
-            .iter()
-            .any(|d| d.label.starts_with("gemm_uniform"));
+        let ran = |family: &str| {
+            plan.dispatches()
+                .iter()
+                .any(|d| d.label.starts_with(family))
+        };
+        routes[pass] = Route {
+            windows: ran("gemm_uniform"),
+            by_tap: ran("col2im"),
+        };
         results[pass] = run_read(ctx, &plan, &outs[pass]);
     }
-    (results, windows)
+    (results, routes)
 }
 
 #[test]
@@ -167,7 +182,7 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
     };
     for (i, g) in geometries().iter().enumerate() {
         let tag = 10 * i as u32;
-        let (got, on_windows) = passes(&ctx, g, tag);
+        let (got, routes) = passes(&ctx, g, tag);
         let (plain, _) = passes(&direct, g, tag);
 
         let (x, w, b, dy) = (
@@ -199,7 +214,8 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
                 RTOL,
                 ATOL_PER_TERM * terms[pass] as f32,
             );
-            if pass < 2 && on_windows[pass] && terms[pass] <= 640 {
+            let route = routes[pass];
+            if pass < 2 && route.windows && !route.by_tap && terms[pass] <= 640 {
                 let same = got[pass]
                     .iter()
                     .zip(&plain[pass])
@@ -211,7 +227,10 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
             }
         }
     }
-    // The shapes above must exercise the uniform path, not only the fallback.
-    let (_, on_windows) = passes(&ctx, &geometries()[0], 0);
-    assert_eq!(on_windows, [true, true, true]);
+    // The shapes above must exercise the uniform path, not only the fallback, and the
+    // input gradient by tap.
+    let (_, first) = passes(&ctx, &geometries()[0], 0);
+    assert!(first.iter().all(|r| r.windows && !r.by_tap), "{first:?}");
+    let by_tap = geometries().iter().any(|g| passes(&ctx, g, 0).1[1].by_tap);
+    assert!(by_tap, "no geometry took the input gradient by tap");
 }

@@ -4,7 +4,7 @@
 //!   exists once and matches `src/rng.rs` bit for bit;
 //! - the subgroup and single-channel variants of the convolutions get `conv2d.wgsl`, for its
 //!   Params, bindings and helpers;
-//! - the uniform-window families get `shaders/exact_div.wgsl`;
+//! - the uniform-window families and col2im get `shaders/exact_div.wgsl`;
 //! - the per-channel families (bias, batch normalisation) get `shaders/channel_walk.wgsl`.
 
 use crate::error::{Error, Result};
@@ -38,6 +38,8 @@ pub enum Shader {
     Dropout,
     Adam,
     Permute,
+    /// Gathering per-tap products into an input gradient.
+    Col2im,
     Random,
     /// The benchmark's ceiling kernels (peak multiply-adds, copy bandwidth); not the model's.
     Roofline,
@@ -45,7 +47,7 @@ pub enum Shader {
 
 impl Shader {
     /// Every family in the registry.
-    pub const ALL: [Shader; 15] = [
+    pub const ALL: [Shader; 16] = [
         Shader::Gemm,
         Shader::GemmUniform,
         Shader::Pack,
@@ -59,6 +61,7 @@ impl Shader {
         Shader::Dropout,
         Shader::Adam,
         Shader::Permute,
+        Shader::Col2im,
         Shader::Random,
         Shader::Roofline,
     ];
@@ -79,6 +82,7 @@ impl Shader {
             Shader::Dropout => "dropout",
             Shader::Adam => "adam",
             Shader::Permute => "permute",
+            Shader::Col2im => "col2im",
             Shader::Random => "random",
             Shader::Roofline => "roofline",
         }
@@ -108,7 +112,7 @@ impl Shader {
         match self {
             _ if self.uses_random() => Some(PHILOX),
             Shader::Conv2dSubgroup | Shader::Conv2dSingle => Some(Shader::Conv2d.body()),
-            Shader::GemmUniform | Shader::Pack => Some(EXACT_DIV),
+            Shader::GemmUniform | Shader::Pack | Shader::Col2im => Some(EXACT_DIV),
             Shader::BatchNorm | Shader::Bias => Some(CHANNEL_WALK),
             _ => None,
         }
@@ -129,6 +133,7 @@ impl Shader {
             Shader::Dropout => include_str!("../../shaders/dropout.wgsl"),
             Shader::Adam => include_str!("../../shaders/adam.wgsl"),
             Shader::Permute => include_str!("../../shaders/permute.wgsl"),
+            Shader::Col2im => include_str!("../../shaders/col2im.wgsl"),
             Shader::Random => include_str!("../../shaders/random.wgsl"),
             Shader::Roofline => include_str!("../../shaders/roofline.wgsl"),
         }

@@ -250,11 +250,12 @@ pub(crate) fn backward_input_impl(
         return Ok(());
     }
 
-    if windows::backward_input(ctx, plan, g, dy.1, w, bias, dx.1)? {
-        return Ok(());
-    }
+    // The single-channel kernel first: it sums in the direct kernels' order.
     let pass = Pass::BackwardInput;
     if single::dispatch(ctx, plan, op, pass, g, params, dy.1, w, bias, dx.1)? {
+        return Ok(());
+    }
+    if windows::backward_input(ctx, plan, g, dy.1, w, bias, dx.1)? {
         return Ok(());
     }
 

@@ -7,12 +7,14 @@
 //! - forward: `y[o, q] = sum_t w[o, t] · im2col(x)[t, q]`, stored straight into NCHW;
 //! - input gradient: per phase class of the large side's pixels (see `backward_input` in
 //!   conv2d.wgsl), `dx[i, q'] = sum over the class's taps and o of w · dy`, stored straight
-//!   into the class's pixels;
-//! - weight gradient: `dw[o, t] = sum_q dy[o, q] · im2col(x)[t, q]`.
+//!   into the class's pixels; or, for few input channels, `Z[t, q] = sum_o w[o, t] dy[o, q]`
+//!   and a gather of each pixel's taps (`col2im`);
+//! - weight gradient: `dw[o, t] = sum_q dy[o, q] · im2col(x)[t, q]`, or its transpose.
 //!
-//! The forward and input-gradient sums run over k in the direct kernels' order, so for
-//! sums of up to 640 terms (one dispatch) both kernel sets give the same bits.
+//! The forward and per-class input-gradient sums run over k in the direct kernels' order, so
+//! for sums of up to 640 terms (one dispatch) both kernel sets give the same bits.
 
+use super::col2im::col2im;
 use super::gemm_uniform::{
     Bias, ColumnMap, StoreView, better_transposed, gemm_uniform, worthwhile,
 };
@@ -60,8 +62,75 @@ pub(super) fn forward(
     Ok(true)
 }
 
-/// `dx = conv_input_grad(dy, w) (+ bias per input channel)`: one product per phase class.
+/// `dx = conv_input_grad(dy, w) (+ bias per input channel)`: one product per phase class of
+/// the large side's pixels, summed in the direct kernels' order, when those fill the tiles;
+/// otherwise (few input channels: the rows would be nearly empty) one product per tap and a
+/// gather, see [`backward_input_by_tap`].
+#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_input(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    g: &Conv2dGeometry,
+    dy: &GpuTensor,
+    w: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    dx: &GpuTensor,
+) -> Result<bool> {
+    Ok(backward_input_by_class(ctx, plan, g, dy, w, bias, dx)?
+        || backward_input_by_tap(ctx, plan, g, dy, w, bias, dx)?)
+}
+
+/// The input gradient as `Z = W^T dy`, a row per tap `(i, ky, kx)` and a column per
+/// small-side pixel, then [`col2im`] gathering each large-side pixel's taps in order: rows
+/// are taps, so a one-channel input still fills them. Each pixel's sum is the sum of its
+/// taps' sums, not one chain over k, so its last bits differ from the direct kernels'.
+fn backward_input_by_tap(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    g: &Conv2dGeometry,
+    dy: &GpuTensor,
+    w: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    dx: &GpuTensor,
+) -> Result<bool> {
+    let taps = g.in_channels * g.kernel_h * g.kernel_w;
+    let plane = g.out_h * g.out_w;
+    let pixels = g.batch * plane;
+    let o = g.out_channels;
+    if !worthwhile(ctx, taps, pixels, o) {
+        return Ok(false);
+    }
+    // w[o, i, ky, kx] = w[o * taps + t] is W^T[t, o]; dy[n, o, p] is B[o, (n, p)].
+    let weight = View::Strided {
+        offset: 0,
+        row: Axis::stride(1),
+        col: Axis::stride(taps),
+    };
+    let lhs = pack(ctx, plan, Operand::A, &weight, w, taps, o)?;
+    let gradient = View::Strided {
+        offset: 0,
+        row: Axis::stride(plane),
+        col: Axis::split(plane, o * plane, 1),
+    };
+    let rhs = pack(ctx, plan, Operand::B, &gradient, dy, pixels, o)?;
+    // Made once, with the plan.
+    let z = ctx.storage("conv2d:input gradient per tap", taps * pixels);
+    gemm_uniform(
+        ctx,
+        plan,
+        &lhs,
+        &rhs,
+        None,
+        &z,
+        &StoreView::row_major(pixels),
+    )?;
+    col2im(ctx, plan, g, &z, bias, dx)?;
+    Ok(true)
+}
+
+/// The input gradient as one product per phase class of the large side's pixels, summed in
+/// the direct kernels' order.
+fn backward_input_by_class(
     ctx: &GpuContext,
     plan: &mut Plan,
     g: &Conv2dGeometry,

@@ -19,6 +19,7 @@ pub mod activation;
 pub mod adam;
 pub mod batchnorm;
 pub mod bias;
+pub mod col2im;
 pub mod conv2d;
 mod conv2d_single;
 mod conv2d_windows;
@@ -116,6 +117,7 @@ pub fn params_layouts() -> Vec<(Shader, usize)> {
         (Shader::Adam, adam::PARAMS_SIZE),
         (Shader::BatchNorm, batchnorm::PARAMS_SIZE),
         (Shader::Bias, bias::PARAMS_SIZE),
+        (Shader::Col2im, col2im::PARAMS_SIZE),
         (Shader::Dropout, dropout::PARAMS_SIZE),
         (Shader::Loss, loss::PARAMS_SIZE),
         (Shader::Pack, pack::PARAMS_SIZE),
