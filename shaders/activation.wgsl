@@ -35,8 +35,8 @@ fn first_element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return group * (WORKGROUP_SIZE * ELEMS_PER_INVOCATION) + lid;
 }
 
-// Items (f32 or vec4) covered: params.n elements, or params.n / 4 vec4s.
-fn items4() -> u32 {
+// The vec4s of params.n elements (a multiple of 4 for the *4 kernels).
+fn vec4_count() -> u32 {
     return params.n / 4u;
 }
 
@@ -93,7 +93,7 @@ fn leaky_relu_forward4(
     let first = first_element(wg, groups, lid);
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
-        if (i < items4()) {
+        if (i < vec4_count()) {
             output4[i] = leaky(input4[i]);
         }
     }
@@ -123,7 +123,7 @@ fn leaky_relu_backward4(
     let first = first_element(wg, groups, lid);
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
-        if (i < items4()) {
+        if (i < vec4_count()) {
             output4[i] = leaky_grad(input4[i], grad_out4[i]);
         }
     }
@@ -153,7 +153,7 @@ fn tanh_forward4(
     let first = first_element(wg, groups, lid);
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
-        if (i < items4()) {
+        if (i < vec4_count()) {
             output4[i] = tanh_clamped(input4[i]);
         }
     }
@@ -183,7 +183,7 @@ fn tanh_backward4(
     let first = first_element(wg, groups, lid);
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
-        if (i < items4()) {
+        if (i < vec4_count()) {
             output4[i] = tanh_grad(input4[i], grad_out4[i]);
         }
     }
@@ -213,7 +213,7 @@ fn sigmoid_forward4(
     let first = first_element(wg, groups, lid);
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
-        if (i < items4()) {
+        if (i < vec4_count()) {
             output4[i] = sigmoid(input4[i]);
         }
     }
@@ -243,7 +243,7 @@ fn sigmoid_backward4(
     let first = first_element(wg, groups, lid);
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
-        if (i < items4()) {
+        if (i < vec4_count()) {
             output4[i] = sigmoid_grad(input4[i], grad_out4[i]);
         }
     }

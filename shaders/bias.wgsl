@@ -4,9 +4,9 @@
 //   backward_tree:    the same sum, one workgroup per channel (channel_walk.wgsl, prepended)
 //   backward_tree4:   the same, four values per load, for p a multiple of 4
 // Every reduction adds in a fixed order (no atomics), so results repeat bit for bit. The
-// launcher takes the serial form when a channel has fewer values than a workgroup has
-// invocations (a dense layer's bias: many channels, a batch of values each; neighbouring
-// invocations then read neighbouring channels), a tree form otherwise (conv layers).
+// launcher takes the serial form when a channel has fewer than WORKGROUP_SIZE values (a
+// dense layer's bias: many channels, a batch of values each; neighbouring invocations then
+// read neighbouring channels), a tree form otherwise (conv layers).
 
 const WORKGROUP_SIZE: u32 = 256u;
 // Invocations of a reduction workgroup (channel_walk.wgsl); REDUCTION_WORKGROUP_SIZE in

@@ -8,15 +8,15 @@
 //
 // Reductions: the workgroup's invocations form groups of LANE_GROUP; each group sums one
 // contiguous segment of the channel, its invocations LANE_GROUP items apart, and the
-// invocations' partial sums are then added in a fixed order. A group's loads cover whole
-// 128-byte lines of vec4s (a GPU wants that of neighbouring invocations), and a CPU driver,
+// invocations' partial sums are then added in a fixed order. A group's loads are at
+// neighbouring addresses (which a GPU wants of neighbouring invocations), and a CPU driver,
 // which runs one group of lanes through the loop before the next, streams through memory
 // instead of striding by REDUCTION_SIZE items. No atomics, so results repeat bit for bit.
 
 const LANE_GROUP: u32 = 8u;
 
 var<workgroup> partial: array<vec2<f32>, REDUCTION_SIZE>;
-var<workgroup> group_sums: array<vec2<f32>, LANE_GROUP>;
+var<workgroup> lane_sums: array<vec2<f32>, LANE_GROUP>;
 
 // Item j of channel ch as (sample b, position q < period), and the step to j + stride.
 struct Walk {
@@ -60,8 +60,9 @@ fn segment(lid: u32, items: u32) -> Segment {
 
 // Sum of every invocation's `v` in a fixed order; all invocations get the total. Three
 // barriers, not one per level of a tree: CPU drivers switch between all the workgroup's
-// lane groups at every barrier. LANE_GROUP invocations each add REDUCTION_SIZE / LANE_GROUP
-// partials, then every invocation adds those LANE_GROUP sums pairwise.
+// lane groups at every barrier. Invocation l < LANE_GROUP adds the partials of lane l of
+// every group, then every invocation adds those LANE_GROUP sums pairwise (written out for
+// LANE_GROUP = 8).
 fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
     partial[lid] = v;
     workgroupBarrier();
@@ -70,12 +71,12 @@ fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
         for (var k = lid; k < REDUCTION_SIZE; k += LANE_GROUP) {
             s += partial[k];
         }
-        group_sums[lid] = s;
+        lane_sums[lid] = s;
     }
     workgroupBarrier();
-    let total = ((group_sums[0] + group_sums[1]) + (group_sums[2] + group_sums[3]))
-        + ((group_sums[4] + group_sums[5]) + (group_sums[6] + group_sums[7]));
-    workgroupBarrier();  // `partial` and `group_sums` are reused by the next call
+    let total = ((lane_sums[0] + lane_sums[1]) + (lane_sums[2] + lane_sums[3]))
+        + ((lane_sums[4] + lane_sums[5]) + (lane_sums[6] + lane_sums[7]));
+    workgroupBarrier();  // `partial` and `lane_sums` are reused by the next call
     return total;
 }
 

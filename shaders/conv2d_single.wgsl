@@ -1,15 +1,18 @@
 // Convolution passes whose output has a single channel, for stride 1 and rows that are
 // whole vec4s (conv2d.wgsl is prepended: its Params, bindings and helpers):
-//   forward_single:        y[n, 0, oy, ox] = sum_{ky, kx, i} w[0, i, ky, kx] * x[n, i, oy + ky - PT, ox + kx - PL]
-//   backward_input_single: dx[n, 0, iy, ix] = sum_{ky, kx, o} w[o, 0, ky, kx] * dy[n, o, iy + PT - ky, ix + PL - kx]
-// (the generator's last layer and its gradient, through the transposed convolution). The
-// general kernels spread a workgroup over eight or sixteen output channels and would leave
-// all but one of them idle. Here an invocation owns SPAN vec4s of an output row (4 * SPAN
-// pixels from a multiple of 4) and reads its source row four values at a time: the values
-// at x + s .. x + s + 3 for a tap's shift s come from the two aligned vec4s around them,
-// since s mod 4 is the same for every invocation, and SPAN + 1 loads serve SPAN outputs. Every output sums its terms in the general kernels' order (taps
-// (ky, kx) outside, channels inside, zeros where the window leaves the source), so the two
-// give the same bits. The launcher checks the conditions (src/gpu/ops/conv2d_single.rs).
+//   forward_single:        y[n, 0, oy, ox] = sum over (ky, kx, i) of
+//                              w[0, i, ky, kx] * x[n, i, oy + ky - PT, ox + kx - PL]
+//   backward_input_single: dx[n, 0, iy, ix] = sum over (ky, kx, o) of
+//                              w[o, 0, ky, kx] * dy[n, o, iy + PT - ky, ix + PL - kx]
+// The model runs the second as its generator's last layer, a transposed convolution into one
+// channel. The general kernels spread a workgroup over eight or sixteen output channels and
+// would leave all but one of them idle. Here an invocation owns SPAN vec4s of an output row
+// (4 * SPAN pixels from a multiple of 4) and reads its source row four values at a time: the
+// values at x + s .. x + s + 3 for a tap's shift s come from the two aligned vec4s around
+// them, since s mod 4 is the same for every invocation, and SPAN + 1 loads serve SPAN
+// outputs. Every output sums its terms in the general kernels' order (taps (ky, kx) outside,
+// channels inside, zeros where the window leaves the source), so the two give the same bits.
+// The launcher checks the conditions (src/gpu/ops/conv2d_single.rs).
 
 // The source (x of the forward pass, dy of the input gradient) and the output, four values
 // at a time.
@@ -107,7 +110,7 @@ fn single_channel(id: u32, sizes: Sizes) {
     if left > 2u { out4[out + 2u] = acc2 + b; }
     if left > 3u { out4[out + 3u] = acc3 + b; }
 }
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn forward_single(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -117,10 +120,10 @@ fn forward_single(
         p.in_channels, p.in_h, p.in_w / 4u, p.out_h, p.out_w / 4u,
         1, -i32(p.pad_top), -i32(p.pad_left),
     );
-    single_channel((wid.x + wid.y * nwg.x) * 64u + lane, sizes);
+    single_channel((wid.x + wid.y * nwg.x) * WG + lane, sizes);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn backward_input_single(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -130,5 +133,5 @@ fn backward_input_single(
         p.out_channels, p.out_h, p.out_w / 4u, p.in_h, p.in_w / 4u,
         -1, i32(p.pad_top), i32(p.pad_left),
     );
-    single_channel((wid.x + wid.y * nwg.x) * 64u + lane, sizes);
+    single_channel((wid.x + wid.y * nwg.x) * WG + lane, sizes);
 }

@@ -17,8 +17,8 @@
 // Edges: row and column indices are clamped into the matrix for loading (so every load is
 // in bounds and the k loop has no branch) and only the stores are guarded.
 //
-// Split k: a product of a few tiles over a long k (the discriminator's head: one tile, k =
-// 6272) would keep one invocation group busy for the whole sum. The launcher then splits k
+// Split k: a product of a few tiles over a long k (one tile, k in the thousands) would keep
+// one workgroup busy for the whole sum. The launcher then splits k
 // into slices, one per workgroup z: slice z sums k in [z * k_slice, (z + 1) * k_slice) into
 // its own m x n block of a scratch buffer bound as C (row-major, no bias), and sum_slices
 // adds the blocks in slice order, then the bias, into C. Every sum keeps a fixed order.
@@ -62,7 +62,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
 
-var<workgroup> gemv_partial: array<f32, 64>;
+var<workgroup> gemv_partial: array<f32, WG>;
 
 fn store(slice: u32, r: u32, col: u32, v: f32) {
     if r < p.m && col < p.n {
@@ -83,7 +83,7 @@ fn store_row(slice: u32, r: u32, cols: vec4<u32>, v: vec4<f32>) {
     store(slice, r, cols.w, v.w);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gemm(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -150,13 +150,13 @@ fn gemm(
 
 // C[r, c] = sum over slices, in order, of partials[slice][r][c], plus the bias: one
 // invocation per element of C, linear index r * n + c.
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn sum_slices(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * 64u + lane;
+    let i = (wid.x + wid.y * nwg.x) * WG + lane;
     let block = p.m * p.n;
     if i >= block {
         return;
@@ -170,10 +170,11 @@ fn sum_slices(
 
 // C[r, 0] = op(A)[r, :] · op(B)[:, 0] for a product with one column whose operands are
 // contiguous along k (a_k_stride = b_k_stride = 1, k a multiple of 4, each A row starting on
-// a 16-byte boundary): workgroup (r, z) sums slice z of row r, its 64 invocations k_slice / 64
-// vec4s apart, and adds their partial sums in a fixed pairwise tree. The 8 x 256 tiles of
-// `gemm` would leave all but one row and all but one column of them idle.
-@compute @workgroup_size(64)
+// a 16-byte boundary): workgroup (r, z) sums slice z of row r, its 64 invocations on
+// neighbouring vec4s, each stepping 64 vec4s, and adds their partial sums in a fixed
+// pairwise tree. In `gemm`'s 8 x 256 tiles one of the two dimensions would sit nearly idle
+// (after the transpose, all but one of the 8 rows).
+@compute @workgroup_size(WG)
 fn gemv(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -186,13 +187,13 @@ fn gemv(
     var sum = vec4<f32>();
     if r < p.m {
         let row = r * (p.a_row_stride / 4u);
-        for (var j = k0 + lane; j < k1; j += 64u) {
+        for (var j = k0 + lane; j < k1; j += WG) {
             sum += a4[row + j] * b4[j];
         }
     }
     gemv_partial[lane] = (sum.x + sum.y) + (sum.z + sum.w);
     workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride /= 2u) {
+    for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
         if lane < stride {
             gemv_partial[lane] += gemv_partial[lane + stride];
         }

@@ -9,8 +9,9 @@
 // short product needs fewer dispatches. Blocks and the slices of k are otherwise separate
 // dispatches (src/gpu/ops/gemm_uniform.rs);
 // a dispatch after the first of a block starts from the partial sums C holds, so each element
-// is one chain of additions in increasing k, as in the direct kernels (gemm.wgsl,
-// conv2d.wgsl), with the bias added last: the two give the same bits for the same order of k.
+// is one chain of additions in increasing k, as in the direct kernels (conv2d.wgsl, and
+// gemm.wgsl's unsplit `gemm`), with the bias added last: the two give the same bits for the
+// same order of k.
 //
 // Windows, in vec4 units (zero where the matrix ends):
 //   A window: [KC][BLOCK_M / 4], element (kk, g * 8 + l) holds rows g*32 + l + {0, 8, 16, 24}
@@ -71,7 +72,8 @@ struct Params {
 // Bound to C again when bias_mode is 0 (never read then).
 @group(0) @binding(11) var<storage, read> bias: array<f32>;
 @group(0) @binding(12) var<storage, read_write> c_out: array<f32>;
-// C again, four values at a time (used when whole_vec4s is 1).
+// C again, four values at a time (used when whole_vec4s is 1). Both views are writable in
+// one dispatch; every element goes through one of them only.
 @group(0) @binding(13) var<storage, read_write> c_out4: array<vec4<f32>>;
 
 // acc[i] holds row i of the workgroup's 32, for this invocation's four columns. `a` is this

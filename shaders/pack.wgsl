@@ -9,7 +9,7 @@
 //       x[n, i, oy * SH + ky - PT, ox * SW + kx - PL] (zero outside x); channels innermost,
 //       the order in which conv2d.wgsl's forward sums
 //   im2col transposed (pack_b_im2col_transposed): X[q, t] with t = (i, ky, kx), OIHW order
-//   im2col in OIHW order (pack_a_im2col): X[t, q], the same taps as rows of operand A
+//   im2col in OIHW order (pack_a_im2col_oihw): X[t, q], the same taps as rows of operand A
 //   phase class (pack_a_class, pack_b_class): one phase class of the input gradient (see
 //       conv2d.wgsl's backward_input): its taps (ky, kx) in order, output channels innermost.
 // One invocation writes one vec4: the four values share a row (B) or a column (A), so the
@@ -238,7 +238,7 @@ fn pack_b_im2col_transposed(
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn pack_a_im2col(
+fn pack_a_im2col_oihw(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,

@@ -139,8 +139,8 @@ impl Shader {
         }
     }
 
-    /// The source as compiled: the family's file, after `philox.wgsl` where it draws random
-    /// numbers and after the base family's file for a subgroup variant.
+    /// The source as compiled: the family's file after its prelude, if any (the list in the
+    /// module documentation).
     pub fn source(self) -> String {
         match self.prelude() {
             Some(prelude) => format!("{prelude}\n{}", self.body()),

@@ -1,7 +1,7 @@
 //! Element-wise activations (`shaders/activation.wgsl`); CPU twins in `crate::cpu::activation`.
 //! All tensors are flat f32 of the same length; inputs and outputs must not alias.
 
-use super::{elementwise_grid, expect_len, to_u32};
+use super::{elementwise_grid, expect_len, four_wide, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 
@@ -17,16 +17,17 @@ struct Params {
 
 pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
 
-/// The kernel for `n` elements: the four-wide one (entry `{entry}4`, bindings 4 to 6) when
-/// `n` is a multiple of 4, else the f32 one (bindings 1 to 3). Returns the entry, the grid
-/// and the bindings of (input, dy, output).
+/// The kernel for `n` elements of `tensors`: the four-wide one (entry `{entry}4`, bindings 4
+/// to 6) where [`four_wide`] allows, else the f32 one (bindings 1 to 3). Returns the entry,
+/// the grid and the bindings of (input, dy, output).
 fn variant(
     ctx: &GpuContext,
     op: &str,
     entry: &str,
     n: usize,
+    tensors: &[&GpuTensor],
 ) -> Result<(String, [u32; 3], [u32; 3])> {
-    if n.is_multiple_of(4) {
+    if four_wide(n, tensors) {
         let grid = elementwise_grid(ctx, op, n / 4)?;
         Ok((format!("{entry}4"), grid, [4, 5, 6]))
     } else {
@@ -34,7 +35,7 @@ fn variant(
     }
 }
 
-/// `y = f(x)` (binding 1 -> 3).
+/// `y = f(x)`.
 fn forward(
     ctx: &GpuContext,
     plan: &mut Plan,
@@ -49,7 +50,7 @@ fn forward(
         n: to_u32(&op, x.len)?,
         alpha,
     };
-    let (entry, grid, [x_at, _, y_at]) = variant(ctx, &op, entry, x.len)?;
+    let (entry, grid, [x_at, _, y_at]) = variant(ctx, &op, entry, x.len, &[x, y])?;
     let d = ctx.dispatch(
         Shader::Activation,
         &entry,
@@ -78,7 +79,8 @@ fn backward(
         n: to_u32(&op, saved.len)?,
         alpha,
     };
-    let (entry, grid, [saved_at, dy_at, dx_at]) = variant(ctx, &op, entry, saved.len)?;
+    let tensors = [saved, dy, dx];
+    let (entry, grid, [saved_at, dy_at, dx_at]) = variant(ctx, &op, entry, saved.len, &tensors)?;
     let bindings = [
         (saved_at, saved.into()),
         (dy_at, dy.into()),

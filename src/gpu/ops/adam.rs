@@ -1,6 +1,6 @@
 //! Adam, Keras 2 form (`shaders/adam.wgsl`); CPU twin `crate::cpu::adam_update`.
 
-use super::{elementwise_grid, expect_len, to_u32};
+use super::{elementwise_grid, expect_len, four_wide, to_u32};
 use crate::cpu::adam::one_minus;
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
@@ -61,7 +61,7 @@ pub fn adam_update(
         epsilon: cfg.epsilon,
     };
     // Four values per load where the length allows it (arenas are padded for it).
-    let (entry, items, first_binding) = if param.len.is_multiple_of(4) {
+    let (entry, items, first_binding) = if four_wide(param.len, &[param, grad, m, v]) {
         ("adam_update4", param.len / 4, 6)
     } else {
         ("adam_update", param.len, 2)

@@ -4,7 +4,7 @@
 //! Written tensors must not share a buffer with tensors the same op only reads (see
 //! `gpu::ops`): keep running statistics out of the parameter arena, for instance.
 
-use super::{WORKGROUP_SIZE, expect_len, to_u32};
+use super::{WORKGROUP_SIZE, expect_len, four_wide, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 use crate::shapes::BatchNormShape;
@@ -34,12 +34,11 @@ const CHUNK_PER_INVOCATION: u32 = 8;
 /// Whether the `*4` kernels, which move four values per load, serve this call: every row of
 /// `p` values must start on a 16-byte boundary, so `p` a multiple of 4 and every data tensor
 /// at a 16-byte offset.
-fn four_wide(s: &BatchNormShape, data: &[&GpuTensor]) -> bool {
-    s.p.is_multiple_of(4) && data.iter().all(|t| t.offset.is_multiple_of(16))
+fn rows_four_wide(s: &BatchNormShape, data: &[&GpuTensor]) -> bool {
+    four_wide(s.p, data)
 }
 
-/// The entry point and the binding of a data tensor, plain or four wide: the vec4 views sit
-/// at bindings 17 to 20 for x, y, dy and dx (1, 10, 11 and 16).
+/// The entry point, plain or four wide (`{name}4`).
 fn entry(name: &str, wide: bool) -> String {
     if wide {
         format!("{name}4")
@@ -48,6 +47,8 @@ fn entry(name: &str, wide: bool) -> String {
     }
 }
 
+/// The binding of a data tensor, plain or four wide: the vec4 views sit at bindings 17 to 20
+/// for x, y, dy and dx (1, 10, 11 and 16).
 fn data_binding(binding: u32, wide: bool) -> u32 {
     match (wide, binding) {
         (true, 1) => 17,
@@ -117,7 +118,7 @@ fn normalize(
         (9, var.into()),
         (10, y.into()),
     ];
-    let wide = four_wide(s, &[x, y]);
+    let wide = rows_four_wide(s, &[x, y]);
     let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
@@ -165,7 +166,7 @@ pub fn batchnorm_forward_train(
         (6, save_mean.into()),
         (7, save_var.into()),
     ];
-    let wide = four_wide(s, &[x]);
+    let wide = rows_four_wide(s, &[x]);
     let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
     let grid = ctx.grid(op, s.c as u64)?;
     let params = params(op, s)?;
@@ -244,7 +245,7 @@ pub fn batchnorm_backward(
     ];
     expect_lens(op, s, &[("x", x), ("dy", dy), ("dx", dx)], &per_channel)?;
     let params = params(op, s)?;
-    let wide = four_wide(s, &[x, dy, dx]);
+    let wide = rows_four_wide(s, &[x, dy, dx]);
 
     // Reductions: one workgroup per channel.
     let bindings = [

@@ -1,6 +1,6 @@
 //! Per-channel bias (`shaders/bias.wgsl`); CPU twins in `crate::cpu::bias`.
 
-use super::{WORKGROUP_SIZE, elementwise_grid, expect_len, to_u32};
+use super::{WORKGROUP_SIZE, elementwise_grid, expect_len, four_wide, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 
@@ -68,7 +68,7 @@ pub fn bias_backward(
     let (entry, grid, dy_binding) = if n * p < WORKGROUP_SIZE as usize {
         let grid = ctx.grid(op, (c as u64).div_ceil(WORKGROUP_SIZE as u64))?;
         ("backward_serial", grid, 3)
-    } else if p.is_multiple_of(4) && dy.offset.is_multiple_of(16) {
+    } else if four_wide(p, &[dy]) {
         ("backward_tree4", ctx.grid(op, c as u64)?, 5)
     } else {
         ("backward_tree", ctx.grid(op, c as u64)?, 3)

@@ -1,6 +1,6 @@
 //! Inverted dropout (`shaders/dropout.wgsl`); CPU twins in `crate::cpu::dropout`.
 
-use super::{elementwise_grid, expect_len, to_u32};
+use super::{elementwise_grid, expect_len, four_wide, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 use crate::rng::dropout_threshold;
@@ -67,7 +67,7 @@ pub fn dropout_apply(
         scale,
     };
     // Four values per load where the length allows it (same products, same bits).
-    let (entry, items, [x_at, mask_at, y_at]) = if x.len.is_multiple_of(4) {
+    let (entry, items, [x_at, mask_at, y_at]) = if four_wide(x.len, &[x, mask, y]) {
         ("dropout_apply4", x.len / 4, [6, 7, 8])
     } else {
         ("dropout_apply", x.len, [3, 4, 5])

@@ -15,6 +15,9 @@ pub const GEMM_TILE_M: usize = 8;
 /// Columns of C one workgroup computes (`TILE_N` in the WGSL): 64 invocations, 4 each.
 pub const GEMM_TILE_N: usize = 256;
 
+/// Invocations per workgroup of every kernel in gemm.wgsl (`WG`).
+const GEMM_WORKGROUP_SIZE: u64 = 64;
+
 /// Mirrors `Params` in shaders/gemm.wgsl. Strides are in elements.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -57,8 +60,8 @@ const MAX_SLICES: usize = 32;
 
 /// Slices to split the k sum of a product with `tiles` workgroup tiles into, so that about
 /// `FEW_TILES` workgroups share the work: a CPU driver runs each workgroup on one thread and
-/// a GPU needs many in flight, and a product of one tile over k = 6272 (the discriminator's
-/// head) would otherwise run on one.
+/// a GPU needs many in flight, and a product of one tile over a k in the thousands would
+/// otherwise run on one.
 fn k_slices(tiles: usize, k: usize) -> usize {
     if tiles >= FEW_TILES {
         return 1;
@@ -197,8 +200,7 @@ pub fn gemm_bias(
     // Split k: each slice's m x n block, row-major without bias, into a scratch buffer made
     // now, when the plan is built, then the blocks added in order into C.
     let block = pm * pn;
-    let partials = ctx.storage("gemm:partials", slices * block);
-    to_u32(op, partials.len)?;
+    let partials = slice_scratch(ctx, op, slices, block)?;
     let sliced = Params {
         c_row_stride: params.n,
         c_col_stride: 1,
@@ -216,13 +218,41 @@ pub fn gemm_bias(
     plan.push(ctx.dispatch(Shader::Gemm, "gemm", &sliced, &bindings, grid)?);
 
     params.slices = to_u32(op, slices)?;
-    let bindings = [
-        (3, bias.unwrap_or(rhs).into()),
-        (4, c.into()),
-        (5, (&partials).into()),
-    ];
-    let grid = ctx.grid(op, (block as u64).div_ceil(64))?;
-    plan.push(ctx.dispatch(Shader::Gemm, "sum_slices", &params, &bindings, grid)?);
+    add_slices(
+        ctx,
+        plan,
+        op,
+        &params,
+        block,
+        &partials,
+        bias.unwrap_or(rhs),
+        c,
+    )
+}
+
+/// A scratch buffer for `slices` partial blocks of `block` elements each, made now, when the
+/// plan is built.
+fn slice_scratch(ctx: &GpuContext, op: &str, slices: usize, block: usize) -> Result<GpuTensor> {
+    to_u32(op, slices * block)?;
+    Ok(ctx.storage("gemm:partials", slices * block))
+}
+
+/// `sum_slices`: C = the `params.slices` blocks of `partials` added in order, plus the bias
+/// (`bias` stands in for it when `params.bias_mode` is 0).
+#[allow(clippy::too_many_arguments)]
+fn add_slices(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    op: &str,
+    params: &Params,
+    block: usize,
+    partials: &GpuTensor,
+    bias: &GpuTensor,
+    c: &GpuTensor,
+) -> Result<()> {
+    let bindings = [(3, bias.into()), (4, c.into()), (5, partials.into())];
+    let grid = ctx.grid(op, (block as u64).div_ceil(GEMM_WORKGROUP_SIZE))?;
+    plan.push(ctx.dispatch(Shader::Gemm, "sum_slices", params, &bindings, grid)?);
     Ok(())
 }
 
@@ -332,7 +362,7 @@ fn gemv(
     }
 
     // Each slice's column into a scratch buffer made with the plan, then added in order.
-    let partials = ctx.storage("gemm:partials", slices * m);
+    let partials = slice_scratch(ctx, op, slices, m)?;
     let sliced = Params {
         c_slice_stride: to_u32(op, m)?,
         bias_mode: 0,
@@ -349,12 +379,6 @@ fn gemv(
         slices: to_u32(op, slices)?,
         ..params
     };
-    let bindings = [
-        (3, bias.unwrap_or(b).into()),
-        (4, c.into()),
-        (5, (&partials).into()),
-    ];
-    let grid = ctx.grid(op, (m as u64).div_ceil(64))?;
-    plan.push(ctx.dispatch(Shader::Gemm, "sum_slices", &summed, &bindings, grid)?);
+    add_slices(ctx, plan, op, &summed, m, &partials, bias.unwrap_or(b), c)?;
     Ok(true)
 }

@@ -270,7 +270,9 @@ fn fill(m: usize, n: usize) -> f64 {
 /// Least tile fill worth the uniform kernel: below it the direct kernels, whose tiles are
 /// narrower, waste less. One eighth admits the weight gradients of one-channel layers (9
 /// taps x 64 channels fill 14%), which the direct kernels, paying a storage load per
-/// multiply-add on CPU drivers, ran about 1.5x slower in `gan-gpu bench` on lavapipe.
+/// multiply-add on CPU drivers, ran about 1.5x slower in `gan-gpu bench` on lavapipe. Of the
+/// model's products no other has a fill between one eighth and one quarter; other shapes in
+/// that range have not been measured.
 const MIN_FILL: f64 = 0.125;
 
 /// Fewest multiply-adds worth packing for: smaller products cost more to pack than to run.

@@ -102,6 +102,13 @@ pub fn to_u32(what: &str, value: usize) -> Result<u32> {
     })
 }
 
+/// Whether a kernel that sees its tensors as vec4s may take them: `len` (the elements of
+/// each, or of each row it walks) a multiple of 4 and every binding 16-byte aligned (a
+/// device's storage offset alignment may be smaller than a vec4).
+pub fn four_wide(len: usize, tensors: &[&GpuTensor]) -> bool {
+    len.is_multiple_of(4) && tensors.iter().all(|t| t.offset.is_multiple_of(16))
+}
+
 /// The grid of an element-wise kernel over `n` elements (folded into y when needed).
 pub fn elementwise_grid(ctx: &GpuContext, what: &str, n: usize) -> Result<[u32; 3]> {
     // Headroom so `first index + k * WORKGROUP_SIZE` in the last workgroup cannot wrap.

@@ -277,7 +277,7 @@ pub fn pack(
         (Operand::B, View::Strided { .. }) => "pack_b",
         (Operand::B, View::Im2col(_)) => "pack_b_im2col",
         (Operand::B, View::Im2colTransposed(_)) => "pack_b_im2col_transposed",
-        (Operand::A, View::Im2colOihw(_)) => "pack_a_im2col",
+        (Operand::A, View::Im2colOihw(_)) => "pack_a_im2col_oihw",
         (Operand::A, View::ClassWeight(..)) => "pack_a_class",
         (Operand::B, View::ClassGradient(..)) => "pack_b_class",
         _ => {
