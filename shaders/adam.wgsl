@@ -38,6 +38,20 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> m4: array<vec4<f32>>;
 @group(0) @binding(9) var<storage, read_write> v4: array<vec4<f32>>;
 
+// One Adam update of four (param, grad, m, v) values: the math of both kernels, so the f32
+// one (which splats its value) and the vec4 one give the same bits.
+struct Update {
+    param: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+}
+
+fn update(lr_t: f32, param: vec4<f32>, g: vec4<f32>, m: vec4<f32>, v: vec4<f32>) -> Update {
+    let m_new = m + (g - m) * params.one_minus_beta1;
+    let v_new = v + (g * g - v) * params.one_minus_beta2;
+    return Update(param - lr_t * m_new / (sqrt(v_new) + params.epsilon), m_new, v_new);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn adam_update(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -49,19 +63,22 @@ fn adam_update(
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
         if (i < params.n) {
-            let g = grad[i];
-            let m_new = m[i] + (g - m[i]) * params.one_minus_beta1;
-            let v_new = v[i] + (g * g - v[i]) * params.one_minus_beta2;
-            m[i] = m_new;
-            v[i] = v_new;
-            param[i] = param[i] - lr_t * m_new / (sqrt(v_new) + params.epsilon);
+            let u = update(
+                lr_t,
+                vec4<f32>(param[i]),
+                vec4<f32>(grad[i]),
+                vec4<f32>(m[i]),
+                vec4<f32>(v[i]),
+            );
+            m[i] = u.m.x;
+            v[i] = u.v.x;
+            param[i] = u.param.x;
         }
     }
 }
 
 // adam_update four values at a time, for lengths that are multiples of 4 (memory-bound
-// kernels on CPU drivers pay per load instruction more than per byte); the same operations
-// per element, so the same bits.
+// kernels on CPU drivers pay per load instruction more than per byte).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn adam_update4(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -73,14 +90,10 @@ fn adam_update4(
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
         let i = first + k * WORKGROUP_SIZE;
         if (i < params.n / 4u) {
-            let g = grad4[i];
-            let m_old = m4[i];
-            let v_old = v4[i];
-            let m_new = m_old + (g - m_old) * params.one_minus_beta1;
-            let v_new = v_old + (g * g - v_old) * params.one_minus_beta2;
-            m4[i] = m_new;
-            v4[i] = v_new;
-            param4[i] = param4[i] - lr_t * m_new / (sqrt(v_new) + params.epsilon);
+            let u = update(lr_t, param4[i], grad4[i], m4[i], v4[i]);
+            m4[i] = u.m;
+            v4[i] = u.v;
+            param4[i] = u.param;
         }
     }
 }
