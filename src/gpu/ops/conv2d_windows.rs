@@ -23,6 +23,35 @@ use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan};
 use crate::shapes::Conv2dGeometry;
 
+/// How the small side `dy[n, o, p]` steps along a channel o and along a pixel (n, p).
+fn small_side_axes(g: &Conv2dGeometry) -> (Axis, Axis) {
+    let plane = g.out_h * g.out_w;
+    (
+        Axis::stride(plane),
+        Axis::split(plane, g.out_channels * plane, 1),
+    )
+}
+
+/// The small side as the matrix `[o, (n, p)]`.
+fn channels_by_pixels(g: &Conv2dGeometry) -> View {
+    let (channel, pixel) = small_side_axes(g);
+    View::Strided {
+        offset: 0,
+        row: channel,
+        col: pixel,
+    }
+}
+
+/// The small side as the matrix `[(n, p), o]`.
+fn pixels_by_channels(g: &Conv2dGeometry) -> View {
+    let (channel, pixel) = small_side_axes(g);
+    View::Strided {
+        offset: 0,
+        row: pixel,
+        col: channel,
+    }
+}
+
 fn sizes(g: &Conv2dGeometry) -> (usize, usize, usize) {
     let taps = g.in_channels * g.kernel_h * g.kernel_w;
     let plane = g.out_h * g.out_w;
@@ -93,26 +122,19 @@ fn backward_input_by_tap(
     bias: Option<&GpuTensor>,
     dx: &GpuTensor,
 ) -> Result<bool> {
-    let taps = g.in_channels * g.kernel_h * g.kernel_w;
-    let plane = g.out_h * g.out_w;
-    let pixels = g.batch * plane;
+    let (taps, _, pixels) = sizes(g);
     let o = g.out_channels;
     if !worthwhile(ctx, taps, pixels, o) {
         return Ok(false);
     }
-    // w[o, i, ky, kx] = w[o * taps + t] is W^T[t, o]; dy[n, o, p] is B[o, (n, p)].
+    // w[o, i, ky, kx] = w[o * taps + t] is W^T[t, o].
     let weight = View::Strided {
         offset: 0,
         row: Axis::stride(1),
         col: Axis::stride(taps),
     };
     let lhs = pack(ctx, plan, Operand::A, &weight, w, taps, o)?;
-    let gradient = View::Strided {
-        offset: 0,
-        row: Axis::stride(plane),
-        col: Axis::split(plane, o * plane, 1),
-    };
-    let rhs = pack(ctx, plan, Operand::B, &gradient, dy, pixels, o)?;
+    let rhs = pack(ctx, plan, Operand::B, &channels_by_pixels(g), dy, pixels, o)?;
     // Made once, with the plan.
     let z = ctx.storage("conv2d:input gradient per tap", taps * pixels);
     gemm_uniform(
@@ -198,7 +220,7 @@ pub(super) fn backward_weight(
     dy: &GpuTensor,
     dw: &GpuTensor,
 ) -> Result<bool> {
-    let (taps, plane, pixels) = sizes(g);
+    let (taps, _, pixels) = sizes(g);
     let o = g.out_channels;
     let transposed = better_transposed(o, taps);
     let (m, n) = if transposed { (taps, o) } else { (o, taps) };
@@ -216,12 +238,7 @@ pub(super) fn backward_weight(
             taps,
             pixels,
         )?;
-        let gradient = View::Strided {
-            offset: 0,
-            row: Axis::split(plane, o * plane, 1),
-            col: Axis::stride(plane),
-        };
-        let rhs = pack(ctx, plan, Operand::B, &gradient, dy, o, pixels)?;
+        let rhs = pack(ctx, plan, Operand::B, &pixels_by_channels(g), dy, o, pixels)?;
         let store = StoreView {
             offset: 0,
             row_stride: 1,
@@ -230,13 +247,7 @@ pub(super) fn backward_weight(
         gemm_uniform(ctx, plan, &lhs, &rhs, None, dw, &store)?;
         return Ok(true);
     }
-    // dy[n, o, p] as the matrix [o, (n, p)].
-    let gradient = View::Strided {
-        offset: 0,
-        row: Axis::stride(plane),
-        col: Axis::split(plane, o * plane, 1),
-    };
-    let lhs = pack(ctx, plan, Operand::A, &gradient, dy, o, pixels)?;
+    let lhs = pack(ctx, plan, Operand::A, &channels_by_pixels(g), dy, o, pixels)?;
     let rhs = pack(
         ctx,
         plan,

@@ -126,9 +126,9 @@ pub enum Bias<'a> {
 /// `C[m, n] = A · B (+ bias)` from packed operands, stored through `store` into `c`. One
 /// dispatch per block of rows, block of columns and group of [`WINDOWS`] windows of k (or,
 /// when k takes at most two windows, per block of rows and as many column blocks as the
-/// window slots hold); the
-/// groups of a block run in increasing k, each continuing the partial sums the last left in
-/// C, so every element is one chain of additions in increasing k, the bias added last.
+/// window slots hold); the groups of a block run in increasing k, each continuing the
+/// partial sums the last left in C, so every element is one chain of additions in
+/// increasing k, the bias added last.
 pub fn gemm_uniform(
     ctx: &GpuContext,
     plan: &mut Plan,
@@ -179,7 +179,8 @@ pub fn gemm_uniform(
     };
 
     // Window slots of one dispatch: every window of k for each of `blocks_per_dispatch`
-    // column blocks when k takes at most half the slots, else WINDOWS windows of one block.
+    // column blocks when k takes at most half the slots, else up to WINDOWS windows of one
+    // block, the block's later groups of windows continuing the partial sums in C.
     let blocks_per_dispatch = (WINDOWS / a.windows.max(1)).max(1);
     fn window(p: &Packed, block: usize, w: usize) -> Bind<'_> {
         Bind::Window(&p.buffer, p.window_offset(block, w))
@@ -187,43 +188,8 @@ pub fn gemm_uniform(
     for row_block in 0..a.blocks {
         let rows = (m - row_block * BLOCK).min(a_block_rows(m));
         let row_groups = u(rows.div_ceil(WORKGROUP_ROWS))?;
-        if blocks_per_dispatch > 1 {
-            for col_block in (0..b.blocks).step_by(blocks_per_dispatch) {
-                let blocks = (b.blocks - col_block).min(blocks_per_dispatch);
-                let params = Params {
-                    row0: u(row_block * BLOCK)?,
-                    col0: u(col_block * BLOCK)?,
-                    windows: u(a.windows)?,
-                    k_last: u(k - (a.windows - 1) * kc)?,
-                    accumulate: 0,
-                    finish: 1,
-                    ..base
-                };
-                // Slot j * windows + w: window w of block col_block + j; unused slots repeat
-                // the first (never read).
-                let mut bindings: Vec<(u32, Bind)> = Vec::with_capacity(2 * WINDOWS + 2);
-                for slot in 0..WINDOWS {
-                    let slot_used = slot.min(blocks * a.windows - 1);
-                    let (j, w) = (slot_used / a.windows, slot_used % a.windows);
-                    bindings.push((1 + slot as u32, window(a, row_block, w)));
-                    bindings.push((1 + (WINDOWS + slot) as u32, window(b, col_block + j, w)));
-                }
-                bindings.push((11, bias_tensor.into()));
-                bindings.push((12, c.into()));
-                bindings.push((13, c.into()));
-                let grid = [row_groups, COLUMN_SLICES, u(blocks)?];
-                plan.push(ctx.dispatch(
-                    Shader::GemmUniform,
-                    "gemm_uniform",
-                    &params,
-                    &bindings,
-                    grid,
-                )?);
-            }
-            continue;
-        }
-        let grid = [row_groups, COLUMN_SLICES, 1];
-        for col_block in 0..b.blocks {
+        for col_block in (0..b.blocks).step_by(blocks_per_dispatch) {
+            let blocks = (b.blocks - col_block).min(blocks_per_dispatch);
             for first in (0..a.windows).step_by(WINDOWS) {
                 let count = (a.windows - first).min(WINDOWS);
                 let last = first + count - 1;
@@ -236,16 +202,19 @@ pub fn gemm_uniform(
                     finish: u32::from(first + count == a.windows),
                     ..base
                 };
-                // Unused window slots repeat the first window (never read).
-                let mut bindings: Vec<(u32, Bind)> = Vec::with_capacity(2 * WINDOWS + 2);
-                for j in 0..WINDOWS {
-                    let w = first + j.min(count - 1);
-                    bindings.push((1 + j as u32, window(a, row_block, w)));
-                    bindings.push((1 + (WINDOWS + j) as u32, window(b, col_block, w)));
+                // Slot j * count + w: window first + w of column block col_block + j; unused
+                // slots repeat the last one used (never read).
+                let mut bindings: Vec<(u32, Bind)> = Vec::with_capacity(2 * WINDOWS + 3);
+                for slot in 0..WINDOWS {
+                    let used = slot.min(blocks * count - 1);
+                    let (j, w) = (used / count, first + used % count);
+                    bindings.push((1 + slot as u32, window(a, row_block, w)));
+                    bindings.push((1 + (WINDOWS + slot) as u32, window(b, col_block + j, w)));
                 }
                 bindings.push((11, bias_tensor.into()));
                 bindings.push((12, c.into()));
                 bindings.push((13, c.into()));
+                let grid = [row_groups, COLUMN_SLICES, u(blocks)?];
                 plan.push(ctx.dispatch(
                     Shader::GemmUniform,
                     "gemm_uniform",
