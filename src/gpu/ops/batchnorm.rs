@@ -31,14 +31,8 @@ pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
 /// handles (`CHUNK_PER_INVOCATION` in the WGSL).
 const CHUNK_PER_INVOCATION: u32 = 8;
 
-/// Whether the `*4` kernels, which move four values per load, serve this call: every row of
-/// `p` values must start on a 16-byte boundary, so `p` a multiple of 4 and every data tensor
-/// at a 16-byte offset.
-fn rows_four_wide(s: &BatchNormShape, data: &[&GpuTensor]) -> bool {
-    four_wide(s.p, data)
-}
-
-/// The entry point, plain or four wide (`{name}4`).
+/// The entry point, plain or four wide (`{name}4`). The `*4` kernels, which move four
+/// values per load, need every row of `p` values on a 16-byte boundary: `four_wide(s.p, ..)`.
 fn entry(name: &str, wide: bool) -> String {
     if wide {
         format!("{name}4")
@@ -118,7 +112,7 @@ fn normalize(
         (9, var.into()),
         (10, y.into()),
     ];
-    let wide = rows_four_wide(s, &[x, y]);
+    let wide = four_wide(s.p, &[x, y]);
     let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
@@ -166,7 +160,7 @@ pub fn batchnorm_forward_train(
         (6, save_mean.into()),
         (7, save_var.into()),
     ];
-    let wide = rows_four_wide(s, &[x]);
+    let wide = four_wide(s.p, &[x]);
     let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
     let grid = ctx.grid(op, s.c as u64)?;
     let params = params(op, s)?;
@@ -245,7 +239,7 @@ pub fn batchnorm_backward(
     ];
     expect_lens(op, s, &[("x", x), ("dy", dy), ("dx", dx)], &per_channel)?;
     let params = params(op, s)?;
-    let wide = rows_four_wide(s, &[x, dy, dx]);
+    let wide = four_wide(s.p, &[x, dy, dx]);
 
     // Reductions: one workgroup per channel.
     let bindings = [
