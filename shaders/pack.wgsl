@@ -12,10 +12,14 @@
 //   im2col in OIHW order (pack_a_im2col_oihw): X[t, q], the same taps as rows of operand A
 //   phase class (pack_a_class, pack_b_class): one phase class of the input gradient (see
 //       conv2d.wgsl's backward_input): its taps (ky, kx) in order, output channels innermost.
-// One invocation writes one vec4: the four values share a row (B) or a column (A), so the
-// index arithmetic is done once and stepped; `div` (shaders/exact_div.wgsl) divides in f32.
+// A vec4's four values share a row (B) or a column (A). One invocation writes GROUP
+// consecutive vec4s of one row of a window (the same k): on a CPU driver the index
+// arithmetic, not the loads, is most of a pack's cost, so it is done once per invocation and
+// stepped across the 4 * GROUP values; `div` (shaders/exact_div.wgsl) divides in f32.
 
 const WORKGROUP_SIZE: u32 = 256u;
+// vec4s per invocation; a window row holds a multiple of it (B: 32 vec4s, A: 8 per 32 rows).
+const GROUP: u32 = 4u;
 const BLOCK_M: u32 = 128u; // rows of an A block (gemm_uniform.wgsl)
 const BLOCK_N: u32 = 128u; // columns of a B block
 
@@ -65,8 +69,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
 
-fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+// The first vec4 this invocation writes.
+fn first_vec4(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return ((wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid) * GROUP;
 }
 
 fn load(at: u32, ok: bool) -> f32 {
@@ -139,25 +144,28 @@ fn conv_input(i: u32, ky: u32, kx: u32, q: vec3<u32>, ok: bool) -> f32 {
     return load(at, inside);
 }
 
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn pack_a(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = linear_id(wid, nwg, lid);
+    let t = first_vec4(wid, nwg, lid);
     if t >= p.total {
         return;
     }
     let s = a_slot(t);
     let base = p.offset + split(s.k, p.col_div, p.col_hi, p.col_lo);
     let ok = s.k < p.cols;
-    var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        let r = s.first + j * 8u;
-        v[j] = load(base + split(r, p.row_div, p.row_hi, p.row_lo), ok && r < p.rows);
+    for (var g = 0u; g < GROUP; g++) {
+        var v: vec4<f32>;
+        for (var j = 0u; j < 4u; j++) {
+            let r = s.first + g + j * 8u;
+            v[j] = load(base + split(r, p.row_div, p.row_hi, p.row_lo), ok && r < p.rows);
+        }
+        dst[s.at + g] = v;
     }
-    dst[s.at] = v;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -166,7 +174,7 @@ fn pack_b(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = linear_id(wid, nwg, lid);
+    let t = first_vec4(wid, nwg, lid);
     if t >= p.total {
         return;
     }
@@ -176,15 +184,18 @@ fn pack_b(
     // Column c = hi * col_div + lo, stepped.
     var hi = div(s.first, p.col_div);
     var lo = s.first - hi * p.col_div;
-    var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        let c = s.first + j;
-        v[j] = load(base + hi * p.col_hi + lo * p.col_lo, ok && c < p.cols);
-        lo += 1u;
-        hi += u32(lo == p.col_div);
-        lo = select(lo, 0u, lo == p.col_div);
+    var c = s.first;
+    for (var g = 0u; g < GROUP; g++) {
+        var v: vec4<f32>;
+        for (var j = 0u; j < 4u; j++) {
+            v[j] = load(base + hi * p.col_hi + lo * p.col_lo, ok && c < p.cols);
+            c += 1u;
+            lo += 1u;
+            hi += u32(lo == p.col_div);
+            lo = select(lo, 0u, lo == p.col_div);
+        }
+        dst[s.at + g] = v;
     }
-    dst[s.at] = v;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -193,24 +204,28 @@ fn pack_b_im2col(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = linear_id(wid, nwg, lid);
+    let t = first_vec4(wid, nwg, lid);
     if t >= p.total {
         return;
     }
     let s = b_slot(t);
-    // Row (ky, kx, i), then four consecutive pixels.
+    // Row (ky, kx, i), then 4 * GROUP consecutive pixels.
     let tap = div(s.k, p.channels);
     let i = s.k - tap * p.channels;
     let ky = div(tap, p.kernel_w);
     let kx = tap - ky * p.kernel_w;
     let ok = s.k < p.rows;
     var q = pixel_of(s.first, p.out_h, p.out_w);
-    var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        v[j] = conv_input(i, ky, kx, q, ok && s.first + j < p.cols);
-        q = next(q, p.out_h, p.out_w);
+    var c = s.first;
+    for (var g = 0u; g < GROUP; g++) {
+        var v: vec4<f32>;
+        for (var j = 0u; j < 4u; j++) {
+            v[j] = conv_input(i, ky, kx, q, ok && c < p.cols);
+            q = next(q, p.out_h, p.out_w);
+            c += 1u;
+        }
+        dst[s.at + g] = v;
     }
-    dst[s.at] = v;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -219,22 +234,26 @@ fn pack_b_im2col_transposed(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = linear_id(wid, nwg, lid);
+    let t = first_vec4(wid, nwg, lid);
     if t >= p.total {
         return;
     }
     let s = b_slot(t);
-    // Row: one pixel; columns: four consecutive taps (i, ky, kx), stepped as a 1 x KH x KW
-    // grid per channel.
+    // Row: one pixel; columns: 4 * GROUP consecutive taps (i, ky, kx), stepped as a
+    // 1 x KH x KW grid per channel.
     let q = pixel_of(s.k, p.out_h, p.out_w);
     let ok = s.k < p.rows;
     var tap = pixel_of(s.first, p.kernel_h, p.kernel_w);
-    var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        v[j] = conv_input(tap.x, tap.y, tap.z, q, ok && s.first + j < p.cols);
-        tap = next(tap, p.kernel_h, p.kernel_w);
+    var c = s.first;
+    for (var g = 0u; g < GROUP; g++) {
+        var v: vec4<f32>;
+        for (var j = 0u; j < 4u; j++) {
+            v[j] = conv_input(tap.x, tap.y, tap.z, q, ok && c < p.cols);
+            tap = next(tap, p.kernel_h, p.kernel_w);
+            c += 1u;
+        }
+        dst[s.at + g] = v;
     }
-    dst[s.at] = v;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -243,22 +262,29 @@ fn pack_a_im2col_oihw(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = linear_id(wid, nwg, lid);
+    let t = first_vec4(wid, nwg, lid);
     if t >= p.total {
         return;
     }
     let s = a_slot(t);
-    // k: one pixel; rows: four taps (i, ky, kx) eight apart, each split as a 1 x KH x KW
-    // grid per channel.
+    // k: one pixel; rows: taps (i, ky, kx), each split as a 1 x KH x KW grid per channel.
+    // The GROUP vec4s hold rows first + g + 8j: four runs of GROUP consecutive taps, each
+    // stepped from its first.
     let q = pixel_of(s.k, p.out_h, p.out_w);
     let ok = s.k < p.cols;
-    var v: vec4<f32>;
+    var v: array<vec4<f32>, GROUP>;
     for (var j = 0u; j < 4u; j++) {
-        let r = s.first + j * 8u;
-        let tap = pixel_of(r, p.kernel_h, p.kernel_w);
-        v[j] = conv_input(tap.x, tap.y, tap.z, q, ok && r < p.rows);
+        var r = s.first + j * 8u;
+        var tap = pixel_of(r, p.kernel_h, p.kernel_w);
+        for (var g = 0u; g < GROUP; g++) {
+            v[g][j] = conv_input(tap.x, tap.y, tap.z, q, ok && r < p.rows);
+            tap = next(tap, p.kernel_h, p.kernel_w);
+            r += 1u;
+        }
     }
-    dst[s.at] = v;
+    for (var g = 0u; g < GROUP; g++) {
+        dst[s.at + g] = v[g];
+    }
 }
 
 // The class's k = (j, o): its j-th tap (ky, kx) = (ky0 + jy * SH, kx0 + jx * SW), the tap's
@@ -291,7 +317,7 @@ fn pack_a_class(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = linear_id(wid, nwg, lid);
+    let t = first_vec4(wid, nwg, lid);
     if t >= p.total {
         return;
     }
@@ -300,12 +326,14 @@ fn pack_a_class(
     let taps = p.kernel_h * p.kernel_w;
     let base = tap.o * p.channels * taps + tap.ky * p.kernel_w + tap.kx;
     let ok = s.k < p.cols;
-    var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        let i = s.first + j * 8u;
-        v[j] = load(base + i * taps, ok && i < p.rows);
+    for (var g = 0u; g < GROUP; g++) {
+        var v: vec4<f32>;
+        for (var j = 0u; j < 4u; j++) {
+            let i = s.first + g + j * 8u;
+            v[j] = load(base + i * taps, ok && i < p.rows);
+        }
+        dst[s.at + g] = v;
     }
-    dst[s.at] = v;
 }
 
 // B of a class: dy[n, o, oy, ox] at row k = (j, o), column q = (n, qy, qx) of the class's
@@ -316,7 +344,7 @@ fn pack_b_class(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let t = linear_id(wid, nwg, lid);
+    let t = first_vec4(wid, nwg, lid);
     if t >= p.total {
         return;
     }
@@ -329,16 +357,20 @@ fn pack_b_class(
     let dy_x = i32((p.px + p.pad_left) / p.stride_w) - i32(tap.jx);
     let ok = s.k < p.rows;
     var q = pixel_of(s.first, p.qh, p.qw);
-    var v: vec4<f32>;
-    for (var j = 0u; j < 4u; j++) {
-        let oy = i32(q.y) + dy_y;
-        let ox = i32(q.z) + dy_x;
-        let inside = ok && s.first + j < p.cols && oy >= 0 && ox >= 0 && oy < i32(p.out_h)
-            && ox < i32(p.out_w);
-        let at = ((q.x * p.out_channels + tap.o) * p.out_h + u32(max(oy, 0))) * p.out_w
-            + u32(max(ox, 0));
-        v[j] = load(at, inside);
-        q = next(q, p.qh, p.qw);
+    var c = s.first;
+    for (var g = 0u; g < GROUP; g++) {
+        var v: vec4<f32>;
+        for (var j = 0u; j < 4u; j++) {
+            let oy = i32(q.y) + dy_y;
+            let ox = i32(q.z) + dy_x;
+            let inside = ok && c < p.cols && oy >= 0 && ox >= 0 && oy < i32(p.out_h)
+                && ox < i32(p.out_w);
+            let at = ((q.x * p.out_channels + tap.o) * p.out_h + u32(max(oy, 0)))
+                * p.out_w + u32(max(ox, 0));
+            v[j] = load(at, inside);
+            q = next(q, p.qh, p.qw);
+            c += 1u;
+        }
+        dst[s.at + g] = v;
     }
-    dst[s.at] = v;
 }
