@@ -16,17 +16,18 @@
 // Windows, in vec4 units (zero where the matrix ends):
 //   A window: [KC][BLOCK_M / 4], element (kk, g * 8 + l) holds rows g*32 + l + {0, 8, 16, 24}
 //   B window: [KC][BLOCK_N / 4], element (kk, c) holds columns 4c .. 4c + 3
-// Tiling: a workgroup of WG = 8 invocations owns 32 rows (the group g) and a quarter of the
-// BLOCK_N columns, four per invocation; small workgroups keep every core of a CPU driver
-// busy even when a block has a single group of rows. Per k, invocation l of each subgroup
-// loads one A vec4 (rows l, l + 8, l + 16, l + 24) and subgroupBroadcast hands all 32 rows
-// to every invocation, so one load per invocation feeds 32 rows; one B vec4 feeds 32 x 4
-// multiply-adds. Needs subgroups of at least eight invocations (src/gpu/context.rs checks).
-
+// Tiling: a workgroup of WG = 8 invocations owns 32 rows (the group g) and half of the
+// BLOCK_N columns, eight per invocation (two B vec4s); small workgroups keep every core of a
+// CPU driver busy even when a block has a single group of rows. Per k, invocation l of each
+// subgroup loads one A vec4 (rows l, l + 8, l + 16, l + 24) and subgroupBroadcast hands all
+// 32 rows to every invocation, so one load per invocation feeds 32 rows and each broadcast
+// value feeds 8 multiply-adds. On lavapipe eight columns per invocation measured about 10%
+// faster per training step than four or sixteen. Needs subgroups of at least eight
+// invocations (src/gpu/context.rs checks).
 const WG: u32 = 8u;
 const B_K_VEC4S: u32 = 32u; // vec4s per k of a B window (BLOCK_N / 4)
 const BLOCK_M: u32 = 128u;
-const BLOCK_N: u32 = 128u; // 4 columns per invocation
+const BLOCK_N: u32 = 128u; // 8 columns per invocation
 const KC: u32 = 128u; // most k per window
 const WINDOWS: u32 = 5u;
 const WINDOW_VEC4S: u32 = 4096u; // 64 KiB
@@ -52,8 +53,8 @@ struct Params {
     col_s1: u32,
     col_s2: u32,
     col_s3: u32,
-    // 1: every invocation's four columns are four consecutive elements of C starting at a
-    // multiple of 4 (a row-major or NCHW store with rows of whole vec4s), so C moves as vec4s
+    // 1: each run of four columns of an invocation is four consecutive elements of C starting
+    // at a multiple of 4 (a row-major or NCHW store with rows of whole vec4s), so C moves as vec4s
     // through c_out4 wherever all four are in the matrix.
     whole_vec4s: u32,
 }
@@ -76,41 +77,112 @@ struct Params {
 // one dispatch; every element goes through one of them only.
 @group(0) @binding(13) var<storage, read_write> c_out4: array<vec4<f32>>;
 
-// acc[i] holds row i of the workgroup's 32, for this invocation's four columns. `a` is this
-// invocation's A vec4; row 8j + l comes from component j of invocation l.
-fn rank1(acc: ptr<function, array<vec4<f32>, 32>>, a: vec4<f32>, b: vec4<f32>) {
-    (*acc)[0] += subgroupBroadcast(a.x, 0u) * b;
-    (*acc)[1] += subgroupBroadcast(a.x, 1u) * b;
-    (*acc)[2] += subgroupBroadcast(a.x, 2u) * b;
-    (*acc)[3] += subgroupBroadcast(a.x, 3u) * b;
-    (*acc)[4] += subgroupBroadcast(a.x, 4u) * b;
-    (*acc)[5] += subgroupBroadcast(a.x, 5u) * b;
-    (*acc)[6] += subgroupBroadcast(a.x, 6u) * b;
-    (*acc)[7] += subgroupBroadcast(a.x, 7u) * b;
-    (*acc)[8] += subgroupBroadcast(a.y, 0u) * b;
-    (*acc)[9] += subgroupBroadcast(a.y, 1u) * b;
-    (*acc)[10] += subgroupBroadcast(a.y, 2u) * b;
-    (*acc)[11] += subgroupBroadcast(a.y, 3u) * b;
-    (*acc)[12] += subgroupBroadcast(a.y, 4u) * b;
-    (*acc)[13] += subgroupBroadcast(a.y, 5u) * b;
-    (*acc)[14] += subgroupBroadcast(a.y, 6u) * b;
-    (*acc)[15] += subgroupBroadcast(a.y, 7u) * b;
-    (*acc)[16] += subgroupBroadcast(a.z, 0u) * b;
-    (*acc)[17] += subgroupBroadcast(a.z, 1u) * b;
-    (*acc)[18] += subgroupBroadcast(a.z, 2u) * b;
-    (*acc)[19] += subgroupBroadcast(a.z, 3u) * b;
-    (*acc)[20] += subgroupBroadcast(a.z, 4u) * b;
-    (*acc)[21] += subgroupBroadcast(a.z, 5u) * b;
-    (*acc)[22] += subgroupBroadcast(a.z, 6u) * b;
-    (*acc)[23] += subgroupBroadcast(a.z, 7u) * b;
-    (*acc)[24] += subgroupBroadcast(a.w, 0u) * b;
-    (*acc)[25] += subgroupBroadcast(a.w, 1u) * b;
-    (*acc)[26] += subgroupBroadcast(a.w, 2u) * b;
-    (*acc)[27] += subgroupBroadcast(a.w, 3u) * b;
-    (*acc)[28] += subgroupBroadcast(a.w, 4u) * b;
-    (*acc)[29] += subgroupBroadcast(a.w, 5u) * b;
-    (*acc)[30] += subgroupBroadcast(a.w, 6u) * b;
-    (*acc)[31] += subgroupBroadcast(a.w, 7u) * b;
+// lo[i] and hi[i] hold row i of the workgroup's 32, for this invocation's first and last
+// four columns. `a` is this invocation's A vec4; row 8j + l comes from component j of
+// invocation l.
+fn rank1(
+    lo: ptr<function, array<vec4<f32>, 32>>,
+    hi: ptr<function, array<vec4<f32>, 32>>,
+    a: vec4<f32>,
+    b_lo: vec4<f32>,
+    b_hi: vec4<f32>,
+) {
+    let s0 = subgroupBroadcast(a.x, 0u);
+    (*lo)[0] += s0 * b_lo;
+    (*hi)[0] += s0 * b_hi;
+    let s1 = subgroupBroadcast(a.x, 1u);
+    (*lo)[1] += s1 * b_lo;
+    (*hi)[1] += s1 * b_hi;
+    let s2 = subgroupBroadcast(a.x, 2u);
+    (*lo)[2] += s2 * b_lo;
+    (*hi)[2] += s2 * b_hi;
+    let s3 = subgroupBroadcast(a.x, 3u);
+    (*lo)[3] += s3 * b_lo;
+    (*hi)[3] += s3 * b_hi;
+    let s4 = subgroupBroadcast(a.x, 4u);
+    (*lo)[4] += s4 * b_lo;
+    (*hi)[4] += s4 * b_hi;
+    let s5 = subgroupBroadcast(a.x, 5u);
+    (*lo)[5] += s5 * b_lo;
+    (*hi)[5] += s5 * b_hi;
+    let s6 = subgroupBroadcast(a.x, 6u);
+    (*lo)[6] += s6 * b_lo;
+    (*hi)[6] += s6 * b_hi;
+    let s7 = subgroupBroadcast(a.x, 7u);
+    (*lo)[7] += s7 * b_lo;
+    (*hi)[7] += s7 * b_hi;
+    let s8 = subgroupBroadcast(a.y, 0u);
+    (*lo)[8] += s8 * b_lo;
+    (*hi)[8] += s8 * b_hi;
+    let s9 = subgroupBroadcast(a.y, 1u);
+    (*lo)[9] += s9 * b_lo;
+    (*hi)[9] += s9 * b_hi;
+    let s10 = subgroupBroadcast(a.y, 2u);
+    (*lo)[10] += s10 * b_lo;
+    (*hi)[10] += s10 * b_hi;
+    let s11 = subgroupBroadcast(a.y, 3u);
+    (*lo)[11] += s11 * b_lo;
+    (*hi)[11] += s11 * b_hi;
+    let s12 = subgroupBroadcast(a.y, 4u);
+    (*lo)[12] += s12 * b_lo;
+    (*hi)[12] += s12 * b_hi;
+    let s13 = subgroupBroadcast(a.y, 5u);
+    (*lo)[13] += s13 * b_lo;
+    (*hi)[13] += s13 * b_hi;
+    let s14 = subgroupBroadcast(a.y, 6u);
+    (*lo)[14] += s14 * b_lo;
+    (*hi)[14] += s14 * b_hi;
+    let s15 = subgroupBroadcast(a.y, 7u);
+    (*lo)[15] += s15 * b_lo;
+    (*hi)[15] += s15 * b_hi;
+    let s16 = subgroupBroadcast(a.z, 0u);
+    (*lo)[16] += s16 * b_lo;
+    (*hi)[16] += s16 * b_hi;
+    let s17 = subgroupBroadcast(a.z, 1u);
+    (*lo)[17] += s17 * b_lo;
+    (*hi)[17] += s17 * b_hi;
+    let s18 = subgroupBroadcast(a.z, 2u);
+    (*lo)[18] += s18 * b_lo;
+    (*hi)[18] += s18 * b_hi;
+    let s19 = subgroupBroadcast(a.z, 3u);
+    (*lo)[19] += s19 * b_lo;
+    (*hi)[19] += s19 * b_hi;
+    let s20 = subgroupBroadcast(a.z, 4u);
+    (*lo)[20] += s20 * b_lo;
+    (*hi)[20] += s20 * b_hi;
+    let s21 = subgroupBroadcast(a.z, 5u);
+    (*lo)[21] += s21 * b_lo;
+    (*hi)[21] += s21 * b_hi;
+    let s22 = subgroupBroadcast(a.z, 6u);
+    (*lo)[22] += s22 * b_lo;
+    (*hi)[22] += s22 * b_hi;
+    let s23 = subgroupBroadcast(a.z, 7u);
+    (*lo)[23] += s23 * b_lo;
+    (*hi)[23] += s23 * b_hi;
+    let s24 = subgroupBroadcast(a.w, 0u);
+    (*lo)[24] += s24 * b_lo;
+    (*hi)[24] += s24 * b_hi;
+    let s25 = subgroupBroadcast(a.w, 1u);
+    (*lo)[25] += s25 * b_lo;
+    (*hi)[25] += s25 * b_hi;
+    let s26 = subgroupBroadcast(a.w, 2u);
+    (*lo)[26] += s26 * b_lo;
+    (*hi)[26] += s26 * b_hi;
+    let s27 = subgroupBroadcast(a.w, 3u);
+    (*lo)[27] += s27 * b_lo;
+    (*hi)[27] += s27 * b_hi;
+    let s28 = subgroupBroadcast(a.w, 4u);
+    (*lo)[28] += s28 * b_lo;
+    (*hi)[28] += s28 * b_hi;
+    let s29 = subgroupBroadcast(a.w, 5u);
+    (*lo)[29] += s29 * b_lo;
+    (*hi)[29] += s29 * b_hi;
+    let s30 = subgroupBroadcast(a.w, 6u);
+    (*lo)[30] += s30 * b_lo;
+    (*hi)[30] += s30 * b_hi;
+    let s31 = subgroupBroadcast(a.w, 7u);
+    (*lo)[31] += s31 * b_lo;
+    (*hi)[31] += s31 * b_hi;
 }
 
 // k in the window of slot s for the block whose slots start at slot0: every window but
@@ -120,7 +192,7 @@ fn window_k(s: u32, slot0: u32) -> u32 {
     return select(0u, select(p.kc, p.k_last, s + 1u == slot0 + p.windows), mine);
 }
 
-// Element offsets of C for this invocation's four columns, without the row (`div4`:
+// Element offsets of C for four of this invocation's columns, without the row (`div4`:
 // shaders/exact_div.wgsl).
 fn column_offsets(cols: vec4<u32>) -> vec4<u32> {
     let q1 = div4(cols, p.col_div1);
@@ -170,99 +242,172 @@ fn gemm_uniform(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    // This invocation's A vec4 in each window, and its B vec4 per k.
+    // This invocation's A vec4 in each window, and the first of its two B vec4s per k.
     let g = wid.x;
     let a_at = g * 8u + (sl & 7u);
-    let b_at = wid.y * WG + lane;
+    let b_at = (wid.y * WG + lane) * 2u;
     let slot0 = wid.z * p.windows;
 
-    // This invocation's four columns of C, and its 32 rows.
+    // This invocation's eight columns of C, as two runs of four, and its 32 rows.
     let cols = p.col0 + wid.z * BLOCK_N + b_at * 4u + vec4<u32>(0u, 1u, 2u, 3u);
     let col_at = column_offsets(cols);
+    let cols_hi = cols + 4u;
+    let col_at_hi = column_offsets(cols_hi);
     let r0 = p.row0 + g * 32u;
 
-    var acc: array<vec4<f32>, 32>;
+    var acc_lo: array<vec4<f32>, 32>;
+    var acc_hi: array<vec4<f32>, 32>;
     if p.accumulate == 1u {
-        // Written out: a loop would index acc dynamically and keep it out of registers.
-        acc[0] = load(r0 + 0u, cols, col_at);
-        acc[1] = load(r0 + 1u, cols, col_at);
-        acc[2] = load(r0 + 2u, cols, col_at);
-        acc[3] = load(r0 + 3u, cols, col_at);
-        acc[4] = load(r0 + 4u, cols, col_at);
-        acc[5] = load(r0 + 5u, cols, col_at);
-        acc[6] = load(r0 + 6u, cols, col_at);
-        acc[7] = load(r0 + 7u, cols, col_at);
-        acc[8] = load(r0 + 8u, cols, col_at);
-        acc[9] = load(r0 + 9u, cols, col_at);
-        acc[10] = load(r0 + 10u, cols, col_at);
-        acc[11] = load(r0 + 11u, cols, col_at);
-        acc[12] = load(r0 + 12u, cols, col_at);
-        acc[13] = load(r0 + 13u, cols, col_at);
-        acc[14] = load(r0 + 14u, cols, col_at);
-        acc[15] = load(r0 + 15u, cols, col_at);
-        acc[16] = load(r0 + 16u, cols, col_at);
-        acc[17] = load(r0 + 17u, cols, col_at);
-        acc[18] = load(r0 + 18u, cols, col_at);
-        acc[19] = load(r0 + 19u, cols, col_at);
-        acc[20] = load(r0 + 20u, cols, col_at);
-        acc[21] = load(r0 + 21u, cols, col_at);
-        acc[22] = load(r0 + 22u, cols, col_at);
-        acc[23] = load(r0 + 23u, cols, col_at);
-        acc[24] = load(r0 + 24u, cols, col_at);
-        acc[25] = load(r0 + 25u, cols, col_at);
-        acc[26] = load(r0 + 26u, cols, col_at);
-        acc[27] = load(r0 + 27u, cols, col_at);
-        acc[28] = load(r0 + 28u, cols, col_at);
-        acc[29] = load(r0 + 29u, cols, col_at);
-        acc[30] = load(r0 + 30u, cols, col_at);
-        acc[31] = load(r0 + 31u, cols, col_at);
+        // Written out: a loop would index the arrays dynamically and keep them out of
+        // registers.
+        acc_lo[0] = load(r0 + 0u, cols, col_at);
+        acc_hi[0] = load(r0 + 0u, cols_hi, col_at_hi);
+        acc_lo[1] = load(r0 + 1u, cols, col_at);
+        acc_hi[1] = load(r0 + 1u, cols_hi, col_at_hi);
+        acc_lo[2] = load(r0 + 2u, cols, col_at);
+        acc_hi[2] = load(r0 + 2u, cols_hi, col_at_hi);
+        acc_lo[3] = load(r0 + 3u, cols, col_at);
+        acc_hi[3] = load(r0 + 3u, cols_hi, col_at_hi);
+        acc_lo[4] = load(r0 + 4u, cols, col_at);
+        acc_hi[4] = load(r0 + 4u, cols_hi, col_at_hi);
+        acc_lo[5] = load(r0 + 5u, cols, col_at);
+        acc_hi[5] = load(r0 + 5u, cols_hi, col_at_hi);
+        acc_lo[6] = load(r0 + 6u, cols, col_at);
+        acc_hi[6] = load(r0 + 6u, cols_hi, col_at_hi);
+        acc_lo[7] = load(r0 + 7u, cols, col_at);
+        acc_hi[7] = load(r0 + 7u, cols_hi, col_at_hi);
+        acc_lo[8] = load(r0 + 8u, cols, col_at);
+        acc_hi[8] = load(r0 + 8u, cols_hi, col_at_hi);
+        acc_lo[9] = load(r0 + 9u, cols, col_at);
+        acc_hi[9] = load(r0 + 9u, cols_hi, col_at_hi);
+        acc_lo[10] = load(r0 + 10u, cols, col_at);
+        acc_hi[10] = load(r0 + 10u, cols_hi, col_at_hi);
+        acc_lo[11] = load(r0 + 11u, cols, col_at);
+        acc_hi[11] = load(r0 + 11u, cols_hi, col_at_hi);
+        acc_lo[12] = load(r0 + 12u, cols, col_at);
+        acc_hi[12] = load(r0 + 12u, cols_hi, col_at_hi);
+        acc_lo[13] = load(r0 + 13u, cols, col_at);
+        acc_hi[13] = load(r0 + 13u, cols_hi, col_at_hi);
+        acc_lo[14] = load(r0 + 14u, cols, col_at);
+        acc_hi[14] = load(r0 + 14u, cols_hi, col_at_hi);
+        acc_lo[15] = load(r0 + 15u, cols, col_at);
+        acc_hi[15] = load(r0 + 15u, cols_hi, col_at_hi);
+        acc_lo[16] = load(r0 + 16u, cols, col_at);
+        acc_hi[16] = load(r0 + 16u, cols_hi, col_at_hi);
+        acc_lo[17] = load(r0 + 17u, cols, col_at);
+        acc_hi[17] = load(r0 + 17u, cols_hi, col_at_hi);
+        acc_lo[18] = load(r0 + 18u, cols, col_at);
+        acc_hi[18] = load(r0 + 18u, cols_hi, col_at_hi);
+        acc_lo[19] = load(r0 + 19u, cols, col_at);
+        acc_hi[19] = load(r0 + 19u, cols_hi, col_at_hi);
+        acc_lo[20] = load(r0 + 20u, cols, col_at);
+        acc_hi[20] = load(r0 + 20u, cols_hi, col_at_hi);
+        acc_lo[21] = load(r0 + 21u, cols, col_at);
+        acc_hi[21] = load(r0 + 21u, cols_hi, col_at_hi);
+        acc_lo[22] = load(r0 + 22u, cols, col_at);
+        acc_hi[22] = load(r0 + 22u, cols_hi, col_at_hi);
+        acc_lo[23] = load(r0 + 23u, cols, col_at);
+        acc_hi[23] = load(r0 + 23u, cols_hi, col_at_hi);
+        acc_lo[24] = load(r0 + 24u, cols, col_at);
+        acc_hi[24] = load(r0 + 24u, cols_hi, col_at_hi);
+        acc_lo[25] = load(r0 + 25u, cols, col_at);
+        acc_hi[25] = load(r0 + 25u, cols_hi, col_at_hi);
+        acc_lo[26] = load(r0 + 26u, cols, col_at);
+        acc_hi[26] = load(r0 + 26u, cols_hi, col_at_hi);
+        acc_lo[27] = load(r0 + 27u, cols, col_at);
+        acc_hi[27] = load(r0 + 27u, cols_hi, col_at_hi);
+        acc_lo[28] = load(r0 + 28u, cols, col_at);
+        acc_hi[28] = load(r0 + 28u, cols_hi, col_at_hi);
+        acc_lo[29] = load(r0 + 29u, cols, col_at);
+        acc_hi[29] = load(r0 + 29u, cols_hi, col_at_hi);
+        acc_lo[30] = load(r0 + 30u, cols, col_at);
+        acc_hi[30] = load(r0 + 30u, cols_hi, col_at_hi);
+        acc_lo[31] = load(r0 + 31u, cols, col_at);
+        acc_hi[31] = load(r0 + 31u, cols_hi, col_at_hi);
     }
     for (var kk = 0u; kk < window_k(0u, slot0); kk++) {
-        rank1(&acc, a0[kk * p.a_k_stride + a_at], b0[kk * B_K_VEC4S + b_at]);
+        let bk = kk * B_K_VEC4S + b_at;
+        rank1(&acc_lo, &acc_hi, a0[kk * p.a_k_stride + a_at], b0[bk], b0[bk + 1u]);
     }
     for (var kk = 0u; kk < window_k(1u, slot0); kk++) {
-        rank1(&acc, a1[kk * p.a_k_stride + a_at], b1[kk * B_K_VEC4S + b_at]);
+        let bk = kk * B_K_VEC4S + b_at;
+        rank1(&acc_lo, &acc_hi, a1[kk * p.a_k_stride + a_at], b1[bk], b1[bk + 1u]);
     }
     for (var kk = 0u; kk < window_k(2u, slot0); kk++) {
-        rank1(&acc, a2[kk * p.a_k_stride + a_at], b2[kk * B_K_VEC4S + b_at]);
+        let bk = kk * B_K_VEC4S + b_at;
+        rank1(&acc_lo, &acc_hi, a2[kk * p.a_k_stride + a_at], b2[bk], b2[bk + 1u]);
     }
     for (var kk = 0u; kk < window_k(3u, slot0); kk++) {
-        rank1(&acc, a3[kk * p.a_k_stride + a_at], b3[kk * B_K_VEC4S + b_at]);
+        let bk = kk * B_K_VEC4S + b_at;
+        rank1(&acc_lo, &acc_hi, a3[kk * p.a_k_stride + a_at], b3[bk], b3[bk + 1u]);
     }
     for (var kk = 0u; kk < window_k(4u, slot0); kk++) {
-        rank1(&acc, a4[kk * p.a_k_stride + a_at], b4[kk * B_K_VEC4S + b_at]);
+        let bk = kk * B_K_VEC4S + b_at;
+        rank1(&acc_lo, &acc_hi, a4[kk * p.a_k_stride + a_at], b4[bk], b4[bk + 1u]);
     }
 
-    store(r0 + 0u, cols, col_at, acc[0]);
-    store(r0 + 1u, cols, col_at, acc[1]);
-    store(r0 + 2u, cols, col_at, acc[2]);
-    store(r0 + 3u, cols, col_at, acc[3]);
-    store(r0 + 4u, cols, col_at, acc[4]);
-    store(r0 + 5u, cols, col_at, acc[5]);
-    store(r0 + 6u, cols, col_at, acc[6]);
-    store(r0 + 7u, cols, col_at, acc[7]);
-    store(r0 + 8u, cols, col_at, acc[8]);
-    store(r0 + 9u, cols, col_at, acc[9]);
-    store(r0 + 10u, cols, col_at, acc[10]);
-    store(r0 + 11u, cols, col_at, acc[11]);
-    store(r0 + 12u, cols, col_at, acc[12]);
-    store(r0 + 13u, cols, col_at, acc[13]);
-    store(r0 + 14u, cols, col_at, acc[14]);
-    store(r0 + 15u, cols, col_at, acc[15]);
-    store(r0 + 16u, cols, col_at, acc[16]);
-    store(r0 + 17u, cols, col_at, acc[17]);
-    store(r0 + 18u, cols, col_at, acc[18]);
-    store(r0 + 19u, cols, col_at, acc[19]);
-    store(r0 + 20u, cols, col_at, acc[20]);
-    store(r0 + 21u, cols, col_at, acc[21]);
-    store(r0 + 22u, cols, col_at, acc[22]);
-    store(r0 + 23u, cols, col_at, acc[23]);
-    store(r0 + 24u, cols, col_at, acc[24]);
-    store(r0 + 25u, cols, col_at, acc[25]);
-    store(r0 + 26u, cols, col_at, acc[26]);
-    store(r0 + 27u, cols, col_at, acc[27]);
-    store(r0 + 28u, cols, col_at, acc[28]);
-    store(r0 + 29u, cols, col_at, acc[29]);
-    store(r0 + 30u, cols, col_at, acc[30]);
-    store(r0 + 31u, cols, col_at, acc[31]);
+    store(r0 + 0u, cols, col_at, acc_lo[0]);
+    store(r0 + 0u, cols_hi, col_at_hi, acc_hi[0]);
+    store(r0 + 1u, cols, col_at, acc_lo[1]);
+    store(r0 + 1u, cols_hi, col_at_hi, acc_hi[1]);
+    store(r0 + 2u, cols, col_at, acc_lo[2]);
+    store(r0 + 2u, cols_hi, col_at_hi, acc_hi[2]);
+    store(r0 + 3u, cols, col_at, acc_lo[3]);
+    store(r0 + 3u, cols_hi, col_at_hi, acc_hi[3]);
+    store(r0 + 4u, cols, col_at, acc_lo[4]);
+    store(r0 + 4u, cols_hi, col_at_hi, acc_hi[4]);
+    store(r0 + 5u, cols, col_at, acc_lo[5]);
+    store(r0 + 5u, cols_hi, col_at_hi, acc_hi[5]);
+    store(r0 + 6u, cols, col_at, acc_lo[6]);
+    store(r0 + 6u, cols_hi, col_at_hi, acc_hi[6]);
+    store(r0 + 7u, cols, col_at, acc_lo[7]);
+    store(r0 + 7u, cols_hi, col_at_hi, acc_hi[7]);
+    store(r0 + 8u, cols, col_at, acc_lo[8]);
+    store(r0 + 8u, cols_hi, col_at_hi, acc_hi[8]);
+    store(r0 + 9u, cols, col_at, acc_lo[9]);
+    store(r0 + 9u, cols_hi, col_at_hi, acc_hi[9]);
+    store(r0 + 10u, cols, col_at, acc_lo[10]);
+    store(r0 + 10u, cols_hi, col_at_hi, acc_hi[10]);
+    store(r0 + 11u, cols, col_at, acc_lo[11]);
+    store(r0 + 11u, cols_hi, col_at_hi, acc_hi[11]);
+    store(r0 + 12u, cols, col_at, acc_lo[12]);
+    store(r0 + 12u, cols_hi, col_at_hi, acc_hi[12]);
+    store(r0 + 13u, cols, col_at, acc_lo[13]);
+    store(r0 + 13u, cols_hi, col_at_hi, acc_hi[13]);
+    store(r0 + 14u, cols, col_at, acc_lo[14]);
+    store(r0 + 14u, cols_hi, col_at_hi, acc_hi[14]);
+    store(r0 + 15u, cols, col_at, acc_lo[15]);
+    store(r0 + 15u, cols_hi, col_at_hi, acc_hi[15]);
+    store(r0 + 16u, cols, col_at, acc_lo[16]);
+    store(r0 + 16u, cols_hi, col_at_hi, acc_hi[16]);
+    store(r0 + 17u, cols, col_at, acc_lo[17]);
+    store(r0 + 17u, cols_hi, col_at_hi, acc_hi[17]);
+    store(r0 + 18u, cols, col_at, acc_lo[18]);
+    store(r0 + 18u, cols_hi, col_at_hi, acc_hi[18]);
+    store(r0 + 19u, cols, col_at, acc_lo[19]);
+    store(r0 + 19u, cols_hi, col_at_hi, acc_hi[19]);
+    store(r0 + 20u, cols, col_at, acc_lo[20]);
+    store(r0 + 20u, cols_hi, col_at_hi, acc_hi[20]);
+    store(r0 + 21u, cols, col_at, acc_lo[21]);
+    store(r0 + 21u, cols_hi, col_at_hi, acc_hi[21]);
+    store(r0 + 22u, cols, col_at, acc_lo[22]);
+    store(r0 + 22u, cols_hi, col_at_hi, acc_hi[22]);
+    store(r0 + 23u, cols, col_at, acc_lo[23]);
+    store(r0 + 23u, cols_hi, col_at_hi, acc_hi[23]);
+    store(r0 + 24u, cols, col_at, acc_lo[24]);
+    store(r0 + 24u, cols_hi, col_at_hi, acc_hi[24]);
+    store(r0 + 25u, cols, col_at, acc_lo[25]);
+    store(r0 + 25u, cols_hi, col_at_hi, acc_hi[25]);
+    store(r0 + 26u, cols, col_at, acc_lo[26]);
+    store(r0 + 26u, cols_hi, col_at_hi, acc_hi[26]);
+    store(r0 + 27u, cols, col_at, acc_lo[27]);
+    store(r0 + 27u, cols_hi, col_at_hi, acc_hi[27]);
+    store(r0 + 28u, cols, col_at, acc_lo[28]);
+    store(r0 + 28u, cols_hi, col_at_hi, acc_hi[28]);
+    store(r0 + 29u, cols, col_at, acc_lo[29]);
+    store(r0 + 29u, cols_hi, col_at_hi, acc_hi[29]);
+    store(r0 + 30u, cols, col_at, acc_lo[30]);
+    store(r0 + 30u, cols_hi, col_at_hi, acc_hi[30]);
+    store(r0 + 31u, cols, col_at, acc_lo[31]);
+    store(r0 + 31u, cols_hi, col_at_hi, acc_hi[31]);
 }

@@ -14,8 +14,8 @@ const WINDOWS: usize = 5;
 /// Rows of C one workgroup owns.
 const WORKGROUP_ROWS: usize = 32;
 
-/// Workgroups across a block's columns (eight invocations of four columns each).
-const COLUMN_SLICES: u32 = 4;
+/// Workgroups across a block's columns (eight invocations of eight columns each).
+const COLUMN_SLICES: u32 = 2;
 
 /// The fill of the transposed product, for launchers choosing an orientation.
 pub fn better_transposed(m: usize, n: usize) -> bool {
