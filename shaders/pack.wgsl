@@ -12,13 +12,14 @@
 //   im2col in OIHW order (pack_a_im2col_oihw): X[t, q], the same taps as rows of operand A
 //   phase class (pack_a_class, pack_b_class): one phase class of the input gradient (see
 //       conv2d.wgsl's backward_input): its taps (ky, kx) in order, output channels innermost.
-// A vec4's four values share a row (B) or a column (A). One invocation writes GROUP
-// consecutive vec4s of one row of a window (the same k): on a CPU driver the index
-// arithmetic, not the loads, is most of a pack's cost, so it is done once per invocation and
-// stepped across the 4 * GROUP values; `div` (shaders/exact_div.wgsl) divides in f32.
-
+// A vec4's four values share a row (B) or a column (A). One invocation writes GROUP = 4
+// consecutive vec4s of one row of a window (the same k), so its index arithmetic is done
+// once and stepped across the 16 values; the steps are written out, not looped, because a CPU
+// driver blends every value a loop carries at every iteration. `div`
+// (shaders/exact_div.wgsl) divides in f32.
 const WORKGROUP_SIZE: u32 = 256u;
-// vec4s per invocation; a window row holds a multiple of it (B: 32 vec4s, A: 8 per 32 rows).
+// vec4s per invocation (the entry points are written out for 4); a window row holds a
+// multiple of it (B: 32 vec4s, A: 8 per 32 rows).
 const GROUP: u32 = 4u;
 const BLOCK_M: u32 = 128u; // rows of an A block (gemm_uniform.wgsl)
 const BLOCK_N: u32 = 128u; // columns of a B block
@@ -168,6 +169,31 @@ fn pack_a(
     }
 }
 
+// A column c of a strided view, as c = hi * col_div + lo.
+struct Column {
+    c: u32,
+    hi: u32,
+    lo: u32,
+}
+
+fn strided_value(col: ptr<function, Column>, base: u32, ok: bool) -> f32 {
+    let v = load(base + (*col).hi * p.col_hi + (*col).lo * p.col_lo, ok && (*col).c < p.cols);
+    (*col).c += 1u;
+    let lo = (*col).lo + 1u;
+    (*col).hi += u32(lo == p.col_div);
+    (*col).lo = select(lo, 0u, lo == p.col_div);
+    return v;
+}
+
+// The next four values of a row of the strided view from column *col on, stepping it.
+fn strided_vec4(col: ptr<function, Column>, base: u32, ok: bool) -> vec4<f32> {
+    let v0 = strided_value(col, base, ok);
+    let v1 = strided_value(col, base, ok);
+    let v2 = strided_value(col, base, ok);
+    let v3 = strided_value(col, base, ok);
+    return vec4<f32>(v0, v1, v2, v3);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn pack_b(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -182,20 +208,27 @@ fn pack_b(
     let base = p.offset + split(s.k, p.row_div, p.row_hi, p.row_lo);
     let ok = s.k < p.rows;
     // Column c = hi * col_div + lo, stepped.
-    var hi = div(s.first, p.col_div);
-    var lo = s.first - hi * p.col_div;
-    var c = s.first;
-    for (var g = 0u; g < GROUP; g++) {
-        var v: vec4<f32>;
-        for (var j = 0u; j < 4u; j++) {
-            v[j] = load(base + hi * p.col_hi + lo * p.col_lo, ok && c < p.cols);
-            c += 1u;
-            lo += 1u;
-            hi += u32(lo == p.col_div);
-            lo = select(lo, 0u, lo == p.col_div);
-        }
-        dst[s.at + g] = v;
-    }
+    let hi = div(s.first, p.col_div);
+    var col = Column(s.first, hi, s.first - hi * p.col_div);
+    dst[s.at] = strided_vec4(&col, base, ok);
+    dst[s.at + 1u] = strided_vec4(&col, base, ok);
+    dst[s.at + 2u] = strided_vec4(&col, base, ok);
+    dst[s.at + 3u] = strided_vec4(&col, base, ok);
+}
+
+// The next four values of an im2col row (tap ky, kx of channel i) from pixel *q, column *c
+// on, stepping both.
+fn im2col_vec4(q: ptr<function, vec3<u32>>, c: ptr<function, u32>, i: u32, ky: u32, kx: u32, ok: bool) -> vec4<f32> {
+    let v0 = conv_input(i, ky, kx, *q, ok && *c < p.cols);
+    *q = next(*q, p.out_h, p.out_w);
+    let v1 = conv_input(i, ky, kx, *q, ok && *c + 1u < p.cols);
+    *q = next(*q, p.out_h, p.out_w);
+    let v2 = conv_input(i, ky, kx, *q, ok && *c + 2u < p.cols);
+    *q = next(*q, p.out_h, p.out_w);
+    let v3 = conv_input(i, ky, kx, *q, ok && *c + 3u < p.cols);
+    *q = next(*q, p.out_h, p.out_w);
+    *c += 4u;
+    return vec4<f32>(v0, v1, v2, v3);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -209,7 +242,7 @@ fn pack_b_im2col(
         return;
     }
     let s = b_slot(t);
-    // Row (ky, kx, i), then 4 * GROUP consecutive pixels.
+    // Row (ky, kx, i), then 16 consecutive pixels.
     let tap = div(s.k, p.channels);
     let i = s.k - tap * p.channels;
     let ky = div(tap, p.kernel_w);
@@ -217,15 +250,24 @@ fn pack_b_im2col(
     let ok = s.k < p.rows;
     var q = pixel_of(s.first, p.out_h, p.out_w);
     var c = s.first;
-    for (var g = 0u; g < GROUP; g++) {
-        var v: vec4<f32>;
-        for (var j = 0u; j < 4u; j++) {
-            v[j] = conv_input(i, ky, kx, q, ok && c < p.cols);
-            q = next(q, p.out_h, p.out_w);
-            c += 1u;
-        }
-        dst[s.at + g] = v;
-    }
+    dst[s.at] = im2col_vec4(&q, &c, i, ky, kx, ok);
+    dst[s.at + 1u] = im2col_vec4(&q, &c, i, ky, kx, ok);
+    dst[s.at + 2u] = im2col_vec4(&q, &c, i, ky, kx, ok);
+    dst[s.at + 3u] = im2col_vec4(&q, &c, i, ky, kx, ok);
+}
+
+// Four consecutive taps (i, ky, kx) from *tap on at small-side pixel q, stepping *tap; only
+// the first `limit` of them are in the matrix.
+fn taps_vec4(tap: ptr<function, vec3<u32>>, q: vec3<u32>, limit: u32) -> vec4<f32> {
+    let v0 = conv_input((*tap).x, (*tap).y, (*tap).z, q, limit > 0u);
+    *tap = next(*tap, p.kernel_h, p.kernel_w);
+    let v1 = conv_input((*tap).x, (*tap).y, (*tap).z, q, limit > 1u);
+    *tap = next(*tap, p.kernel_h, p.kernel_w);
+    let v2 = conv_input((*tap).x, (*tap).y, (*tap).z, q, limit > 2u);
+    *tap = next(*tap, p.kernel_h, p.kernel_w);
+    let v3 = conv_input((*tap).x, (*tap).y, (*tap).z, q, limit > 3u);
+    *tap = next(*tap, p.kernel_h, p.kernel_w);
+    return vec4<f32>(v0, v1, v2, v3);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -239,21 +281,30 @@ fn pack_b_im2col_transposed(
         return;
     }
     let s = b_slot(t);
-    // Row: one pixel; columns: 4 * GROUP consecutive taps (i, ky, kx), stepped as a
-    // 1 x KH x KW grid per channel.
+    // Row: one pixel; columns: 16 consecutive taps (i, ky, kx), stepped as a 1 x KH x KW
+    // grid per channel.
     let q = pixel_of(s.k, p.out_h, p.out_w);
     let ok = s.k < p.rows;
     var tap = pixel_of(s.first, p.kernel_h, p.kernel_w);
-    var c = s.first;
-    for (var g = 0u; g < GROUP; g++) {
-        var v: vec4<f32>;
-        for (var j = 0u; j < 4u; j++) {
-            v[j] = conv_input(tap.x, tap.y, tap.z, q, ok && c < p.cols);
-            tap = next(tap, p.kernel_h, p.kernel_w);
-            c += 1u;
-        }
-        dst[s.at + g] = v;
-    }
+    let limit = select(0u, p.cols - s.first, ok && s.first < p.cols);
+    dst[s.at] = taps_vec4(&tap, q, limit);
+    dst[s.at + 1u] = taps_vec4(&tap, q, select(0u, limit - 4u, limit > 4u));
+    dst[s.at + 2u] = taps_vec4(&tap, q, select(0u, limit - 8u, limit > 8u));
+    dst[s.at + 3u] = taps_vec4(&tap, q, select(0u, limit - 12u, limit > 12u));
+}
+
+// Rows r .. r + 3 (taps (i, ky, kx) in OIHW order) at small-side pixel q; rows from `rows`
+// on are past the matrix.
+fn oihw_run(r: u32, q: vec3<u32>, rows: u32) -> vec4<f32> {
+    var tap = pixel_of(r, p.kernel_h, p.kernel_w);
+    let v0 = conv_input(tap.x, tap.y, tap.z, q, r < rows);
+    tap = next(tap, p.kernel_h, p.kernel_w);
+    let v1 = conv_input(tap.x, tap.y, tap.z, q, r + 1u < rows);
+    tap = next(tap, p.kernel_h, p.kernel_w);
+    let v2 = conv_input(tap.x, tap.y, tap.z, q, r + 2u < rows);
+    tap = next(tap, p.kernel_h, p.kernel_w);
+    let v3 = conv_input(tap.x, tap.y, tap.z, q, r + 3u < rows);
+    return vec4<f32>(v0, v1, v2, v3);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -268,23 +319,18 @@ fn pack_a_im2col_oihw(
     }
     let s = a_slot(t);
     // k: one pixel; rows: taps (i, ky, kx), each split as a 1 x KH x KW grid per channel.
-    // The GROUP vec4s hold rows first + g + 8j: four runs of GROUP consecutive taps, each
-    // stepped from its first.
+    // The GROUP = 4 vec4s hold rows first + g + 8j: four runs of four consecutive taps, each
+    // stepped from its first, and vec4 g takes element g of every run.
     let q = pixel_of(s.k, p.out_h, p.out_w);
-    let ok = s.k < p.cols;
-    var v: array<vec4<f32>, GROUP>;
-    for (var j = 0u; j < 4u; j++) {
-        var r = s.first + j * 8u;
-        var tap = pixel_of(r, p.kernel_h, p.kernel_w);
-        for (var g = 0u; g < GROUP; g++) {
-            v[g][j] = conv_input(tap.x, tap.y, tap.z, q, ok && r < p.rows);
-            tap = next(tap, p.kernel_h, p.kernel_w);
-            r += 1u;
-        }
-    }
-    for (var g = 0u; g < GROUP; g++) {
-        dst[s.at + g] = v[g];
-    }
+    let rows = select(0u, p.rows, s.k < p.cols);
+    let run0 = oihw_run(s.first, q, rows);
+    let run1 = oihw_run(s.first + 8u, q, rows);
+    let run2 = oihw_run(s.first + 16u, q, rows);
+    let run3 = oihw_run(s.first + 24u, q, rows);
+    dst[s.at] = vec4<f32>(run0.x, run1.x, run2.x, run3.x);
+    dst[s.at + 1u] = vec4<f32>(run0.y, run1.y, run2.y, run3.y);
+    dst[s.at + 2u] = vec4<f32>(run0.z, run1.z, run2.z, run3.z);
+    dst[s.at + 3u] = vec4<f32>(run0.w, run1.w, run2.w, run3.w);
 }
 
 // The class's k = (j, o): its j-th tap (ky, kx) = (ky0 + jy * SH, kx0 + jx * SW), the tap's
@@ -336,6 +382,24 @@ fn pack_a_class(
     }
 }
 
+fn class_value(q: ptr<function, vec3<u32>>, c: ptr<function, u32>, o: u32, dy_y: i32, dy_x: i32, ok: bool) -> f32 {
+    let oy = i32((*q).y) + dy_y;
+    let ox = i32((*q).z) + dy_x;
+    let inside = ok && *c < p.cols && oy >= 0 && ox >= 0 && oy < i32(p.out_h) && ox < i32(p.out_w);
+    let at = ((((*q).x * p.out_channels + o) * p.out_h + u32(max(oy, 0))) * p.out_w) + u32(max(ox, 0));
+    *q = next(*q, p.qh, p.qw);
+    *c += 1u;
+    return load(at, inside);
+}
+
+fn class_vec4(q: ptr<function, vec3<u32>>, c: ptr<function, u32>, o: u32, dy_y: i32, dy_x: i32, ok: bool) -> vec4<f32> {
+    let v0 = class_value(q, c, o, dy_y, dy_x, ok);
+    let v1 = class_value(q, c, o, dy_y, dy_x, ok);
+    let v2 = class_value(q, c, o, dy_y, dy_x, ok);
+    let v3 = class_value(q, c, o, dy_y, dy_x, ok);
+    return vec4<f32>(v0, v1, v2, v3);
+}
+
 // B of a class: dy[n, o, oy, ox] at row k = (j, o), column q = (n, qy, qx) of the class's
 // pixels (iy, ix) = (py + qy * SH, px + qx * SW), where oy = (iy + PT - ky) / SH exactly.
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -358,19 +422,8 @@ fn pack_b_class(
     let ok = s.k < p.rows;
     var q = pixel_of(s.first, p.qh, p.qw);
     var c = s.first;
-    for (var g = 0u; g < GROUP; g++) {
-        var v: vec4<f32>;
-        for (var j = 0u; j < 4u; j++) {
-            let oy = i32(q.y) + dy_y;
-            let ox = i32(q.z) + dy_x;
-            let inside = ok && c < p.cols && oy >= 0 && ox >= 0 && oy < i32(p.out_h)
-                && ox < i32(p.out_w);
-            let at = ((q.x * p.out_channels + tap.o) * p.out_h + u32(max(oy, 0)))
-                * p.out_w + u32(max(ox, 0));
-            v[j] = load(at, inside);
-            q = next(q, p.qh, p.qw);
-            c += 1u;
-        }
-        dst[s.at + g] = v;
-    }
+    dst[s.at] = class_vec4(&q, &c, tap.o, dy_y, dy_x, ok);
+    dst[s.at + 1u] = class_vec4(&q, &c, tap.o, dy_y, dy_x, ok);
+    dst[s.at + 2u] = class_vec4(&q, &c, tap.o, dy_y, dy_x, ok);
+    dst[s.at + 3u] = class_vec4(&q, &c, tap.o, dy_y, dy_x, ok);
 }

@@ -211,9 +211,10 @@ pub fn gemm_uniform(
                     bindings.push((1 + slot as u32, window(a, row_block, w)));
                     bindings.push((1 + (WINDOWS + slot) as u32, window(b, col_block + j, w)));
                 }
-                bindings.push((11, bias_tensor.into()));
-                bindings.push((12, c.into()));
-                bindings.push((13, c.into()));
+                let after_windows = 1 + 2 * WINDOWS as u32;
+                bindings.push((after_windows, bias_tensor.into()));
+                bindings.push((after_windows + 1, c.into()));
+                bindings.push((after_windows + 2, c.into()));
                 let grid = [row_groups, COLUMN_SLICES, u(blocks)?];
                 plan.push(ctx.dispatch(
                     Shader::GemmUniform,
