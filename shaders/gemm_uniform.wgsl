@@ -41,9 +41,6 @@ struct Params {
     kc: u32,            // k per window (<= KC)
     k_last: u32,        // k in the last bound window
     a_k_stride: u32,    // vec4s per k of an A window (block rows / 4)
-    accumulate: u32,    // 1: continue the partial sums in C; 0: start from zero
-    finish: u32,        // 1: the last slice of k: add the bias
-    bias_mode: u32,     // 0: none, 1: bias[row], 2: bias[column]
     // C[r, c] lives at c_offset + r * row_stride + col(c), where col(c) splits c into
     // c / col_div1, (c % col_div1) / col_div2 and c % col_div2, with strides col_s1..3.
     c_offset: u32,
@@ -53,10 +50,6 @@ struct Params {
     col_s1: u32,
     col_s2: u32,
     col_s3: u32,
-    // 1: each run of four columns of an invocation is four consecutive elements of C starting
-    // at a multiple of 4 (a row-major or NCHW store with rows of whole vec4s), so C moves as vec4s
-    // through c_out4 wherever all four are in the matrix.
-    whole_vec4s: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -70,11 +63,11 @@ struct Params {
 @group(0) @binding(8) var<uniform> b2: array<vec4<f32>, WINDOW_VEC4S>;
 @group(0) @binding(9) var<uniform> b3: array<vec4<f32>, WINDOW_VEC4S>;
 @group(0) @binding(10) var<uniform> b4: array<vec4<f32>, WINDOW_VEC4S>;
-// Bound to C again when bias_mode is 0 (never read then).
+// Another read-only buffer of the dispatch in the variants without a bias (never read then).
 @group(0) @binding(11) var<storage, read> bias: array<f32>;
 @group(0) @binding(12) var<storage, read_write> c_out: array<f32>;
-// C again, four values at a time (used when whole_vec4s is 1). Both views are writable in
-// one dispatch; every element goes through one of them only.
+// C again, four values at a time, for the vec4 variants. Every variant declares both views
+// (the dead one is removed only when the driver compiles it); each uses one of them.
 @group(0) @binding(13) var<storage, read_write> c_out4: array<vec4<f32>>;
 
 // lo[i] and hi[i] hold row i of the workgroup's 32, for this invocation's first and last
@@ -201,47 +194,54 @@ fn column_offsets(cols: vec4<u32>) -> vec4<u32> {
     return q1 * p.col_s1 + q2 * p.col_s2 + (r1 - q2 * p.col_div2) * p.col_s3;
 }
 
+// How C is read and written, fixed per entry point (see the end of this file).
+struct Variant {
+    // Continue the partial sums C holds, or start from zero.
+    accumulate: bool,
+    // C's rows are whole, aligned vec4s and n is a multiple of 4: each run of four columns
+    // of an invocation is one vec4 of c_out4, wholly in the matrix or wholly past it.
+    vec4s: bool,
+    // 0: no bias; 1: bias[row]; 2: bias[column] (only the last group of a block's windows).
+    bias_mode: u32,
+}
+
 // The partial sums C holds for row r (zero past the matrix).
-fn load(r: u32, cols: vec4<u32>, col_at: vec4<u32>) -> vec4<f32> {
+fn load(r: u32, cols: vec4<u32>, col_at: vec4<u32>, vr: Variant) -> vec4<f32> {
     let ok = (cols < vec4<u32>(p.n)) & vec4<bool>(r < p.m);
-    if p.whole_vec4s == 1u && all(ok) {
-        return c_out4[(p.c_offset + r * p.row_stride + col_at.x) / 4u];
+    let row = p.c_offset + r * p.row_stride;
+    if vr.vec4s {
+        let at = min((row + col_at.x) / 4u, arrayLength(&c_out4) - 1u);
+        return select(vec4<f32>(), c_out4[at], ok);
     }
-    let last = arrayLength(&c_out) - 1u;
-    let at = min(vec4<u32>(p.c_offset + r * p.row_stride) + col_at, vec4<u32>(last));
+    let at = min(vec4<u32>(row) + col_at, vec4<u32>(arrayLength(&c_out) - 1u));
     let v = vec4<f32>(c_out[at.x], c_out[at.y], c_out[at.z], c_out[at.w]);
     return select(vec4<f32>(), v, ok);
 }
 
-fn store(r: u32, cols: vec4<u32>, col_at: vec4<u32>, v: vec4<f32>) {
-    if r >= p.m {
-        return;
-    }
-    let at = vec4<u32>(p.c_offset + r * p.row_stride) + col_at;
-    let ok = cols < vec4<u32>(p.n);
+fn store(r: u32, cols: vec4<u32>, col_at: vec4<u32>, v: vec4<f32>, vr: Variant) {
+    let ok = (cols < vec4<u32>(p.n)) & vec4<bool>(r < p.m);
+    let row = p.c_offset + r * p.row_stride;
     var s = v;
-    if p.finish == 1u && p.bias_mode == 1u {
-        s += vec4<f32>(bias[r]);
-    } else if p.finish == 1u && p.bias_mode == 2u {
+    if vr.bias_mode == 1u {
+        s += vec4<f32>(bias[min(r, p.m - 1u)]);
+    } else if vr.bias_mode == 2u {
         let c = min(cols, vec4<u32>(p.n - 1u));
         s += vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
     }
-    if p.whole_vec4s == 1u && all(ok) {
-        c_out4[at.x / 4u] = s;
+    if vr.vec4s {
+        if all(ok) {
+            c_out4[(row + col_at.x) / 4u] = s;
+        }
         return;
     }
+    let at = vec4<u32>(row) + col_at;
     if ok.x { c_out[at.x] = s.x; }
     if ok.y { c_out[at.y] = s.y; }
     if ok.z { c_out[at.z] = s.z; }
     if ok.w { c_out[at.w] = s.w; }
 }
 
-@compute @workgroup_size(8)
-fn gemm_uniform(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-    @builtin(subgroup_invocation_id) sl: u32,
-) {
+fn gemm(wid: vec3<u32>, lane: u32, sl: u32, vr: Variant) {
     // This invocation's A vec4 in each window, and the first of its two B vec4s per k.
     let g = wid.x;
     let a_at = g * 8u + (sl & 7u);
@@ -257,73 +257,73 @@ fn gemm_uniform(
 
     var acc_lo: array<vec4<f32>, 32>;
     var acc_hi: array<vec4<f32>, 32>;
-    if p.accumulate == 1u {
+    if vr.accumulate {
         // Written out: a loop would index the arrays dynamically and keep them out of
         // registers.
-        acc_lo[0] = load(r0 + 0u, cols, col_at);
-        acc_hi[0] = load(r0 + 0u, cols_hi, col_at_hi);
-        acc_lo[1] = load(r0 + 1u, cols, col_at);
-        acc_hi[1] = load(r0 + 1u, cols_hi, col_at_hi);
-        acc_lo[2] = load(r0 + 2u, cols, col_at);
-        acc_hi[2] = load(r0 + 2u, cols_hi, col_at_hi);
-        acc_lo[3] = load(r0 + 3u, cols, col_at);
-        acc_hi[3] = load(r0 + 3u, cols_hi, col_at_hi);
-        acc_lo[4] = load(r0 + 4u, cols, col_at);
-        acc_hi[4] = load(r0 + 4u, cols_hi, col_at_hi);
-        acc_lo[5] = load(r0 + 5u, cols, col_at);
-        acc_hi[5] = load(r0 + 5u, cols_hi, col_at_hi);
-        acc_lo[6] = load(r0 + 6u, cols, col_at);
-        acc_hi[6] = load(r0 + 6u, cols_hi, col_at_hi);
-        acc_lo[7] = load(r0 + 7u, cols, col_at);
-        acc_hi[7] = load(r0 + 7u, cols_hi, col_at_hi);
-        acc_lo[8] = load(r0 + 8u, cols, col_at);
-        acc_hi[8] = load(r0 + 8u, cols_hi, col_at_hi);
-        acc_lo[9] = load(r0 + 9u, cols, col_at);
-        acc_hi[9] = load(r0 + 9u, cols_hi, col_at_hi);
-        acc_lo[10] = load(r0 + 10u, cols, col_at);
-        acc_hi[10] = load(r0 + 10u, cols_hi, col_at_hi);
-        acc_lo[11] = load(r0 + 11u, cols, col_at);
-        acc_hi[11] = load(r0 + 11u, cols_hi, col_at_hi);
-        acc_lo[12] = load(r0 + 12u, cols, col_at);
-        acc_hi[12] = load(r0 + 12u, cols_hi, col_at_hi);
-        acc_lo[13] = load(r0 + 13u, cols, col_at);
-        acc_hi[13] = load(r0 + 13u, cols_hi, col_at_hi);
-        acc_lo[14] = load(r0 + 14u, cols, col_at);
-        acc_hi[14] = load(r0 + 14u, cols_hi, col_at_hi);
-        acc_lo[15] = load(r0 + 15u, cols, col_at);
-        acc_hi[15] = load(r0 + 15u, cols_hi, col_at_hi);
-        acc_lo[16] = load(r0 + 16u, cols, col_at);
-        acc_hi[16] = load(r0 + 16u, cols_hi, col_at_hi);
-        acc_lo[17] = load(r0 + 17u, cols, col_at);
-        acc_hi[17] = load(r0 + 17u, cols_hi, col_at_hi);
-        acc_lo[18] = load(r0 + 18u, cols, col_at);
-        acc_hi[18] = load(r0 + 18u, cols_hi, col_at_hi);
-        acc_lo[19] = load(r0 + 19u, cols, col_at);
-        acc_hi[19] = load(r0 + 19u, cols_hi, col_at_hi);
-        acc_lo[20] = load(r0 + 20u, cols, col_at);
-        acc_hi[20] = load(r0 + 20u, cols_hi, col_at_hi);
-        acc_lo[21] = load(r0 + 21u, cols, col_at);
-        acc_hi[21] = load(r0 + 21u, cols_hi, col_at_hi);
-        acc_lo[22] = load(r0 + 22u, cols, col_at);
-        acc_hi[22] = load(r0 + 22u, cols_hi, col_at_hi);
-        acc_lo[23] = load(r0 + 23u, cols, col_at);
-        acc_hi[23] = load(r0 + 23u, cols_hi, col_at_hi);
-        acc_lo[24] = load(r0 + 24u, cols, col_at);
-        acc_hi[24] = load(r0 + 24u, cols_hi, col_at_hi);
-        acc_lo[25] = load(r0 + 25u, cols, col_at);
-        acc_hi[25] = load(r0 + 25u, cols_hi, col_at_hi);
-        acc_lo[26] = load(r0 + 26u, cols, col_at);
-        acc_hi[26] = load(r0 + 26u, cols_hi, col_at_hi);
-        acc_lo[27] = load(r0 + 27u, cols, col_at);
-        acc_hi[27] = load(r0 + 27u, cols_hi, col_at_hi);
-        acc_lo[28] = load(r0 + 28u, cols, col_at);
-        acc_hi[28] = load(r0 + 28u, cols_hi, col_at_hi);
-        acc_lo[29] = load(r0 + 29u, cols, col_at);
-        acc_hi[29] = load(r0 + 29u, cols_hi, col_at_hi);
-        acc_lo[30] = load(r0 + 30u, cols, col_at);
-        acc_hi[30] = load(r0 + 30u, cols_hi, col_at_hi);
-        acc_lo[31] = load(r0 + 31u, cols, col_at);
-        acc_hi[31] = load(r0 + 31u, cols_hi, col_at_hi);
+        acc_lo[0] = load(r0 + 0u, cols, col_at, vr);
+        acc_hi[0] = load(r0 + 0u, cols_hi, col_at_hi, vr);
+        acc_lo[1] = load(r0 + 1u, cols, col_at, vr);
+        acc_hi[1] = load(r0 + 1u, cols_hi, col_at_hi, vr);
+        acc_lo[2] = load(r0 + 2u, cols, col_at, vr);
+        acc_hi[2] = load(r0 + 2u, cols_hi, col_at_hi, vr);
+        acc_lo[3] = load(r0 + 3u, cols, col_at, vr);
+        acc_hi[3] = load(r0 + 3u, cols_hi, col_at_hi, vr);
+        acc_lo[4] = load(r0 + 4u, cols, col_at, vr);
+        acc_hi[4] = load(r0 + 4u, cols_hi, col_at_hi, vr);
+        acc_lo[5] = load(r0 + 5u, cols, col_at, vr);
+        acc_hi[5] = load(r0 + 5u, cols_hi, col_at_hi, vr);
+        acc_lo[6] = load(r0 + 6u, cols, col_at, vr);
+        acc_hi[6] = load(r0 + 6u, cols_hi, col_at_hi, vr);
+        acc_lo[7] = load(r0 + 7u, cols, col_at, vr);
+        acc_hi[7] = load(r0 + 7u, cols_hi, col_at_hi, vr);
+        acc_lo[8] = load(r0 + 8u, cols, col_at, vr);
+        acc_hi[8] = load(r0 + 8u, cols_hi, col_at_hi, vr);
+        acc_lo[9] = load(r0 + 9u, cols, col_at, vr);
+        acc_hi[9] = load(r0 + 9u, cols_hi, col_at_hi, vr);
+        acc_lo[10] = load(r0 + 10u, cols, col_at, vr);
+        acc_hi[10] = load(r0 + 10u, cols_hi, col_at_hi, vr);
+        acc_lo[11] = load(r0 + 11u, cols, col_at, vr);
+        acc_hi[11] = load(r0 + 11u, cols_hi, col_at_hi, vr);
+        acc_lo[12] = load(r0 + 12u, cols, col_at, vr);
+        acc_hi[12] = load(r0 + 12u, cols_hi, col_at_hi, vr);
+        acc_lo[13] = load(r0 + 13u, cols, col_at, vr);
+        acc_hi[13] = load(r0 + 13u, cols_hi, col_at_hi, vr);
+        acc_lo[14] = load(r0 + 14u, cols, col_at, vr);
+        acc_hi[14] = load(r0 + 14u, cols_hi, col_at_hi, vr);
+        acc_lo[15] = load(r0 + 15u, cols, col_at, vr);
+        acc_hi[15] = load(r0 + 15u, cols_hi, col_at_hi, vr);
+        acc_lo[16] = load(r0 + 16u, cols, col_at, vr);
+        acc_hi[16] = load(r0 + 16u, cols_hi, col_at_hi, vr);
+        acc_lo[17] = load(r0 + 17u, cols, col_at, vr);
+        acc_hi[17] = load(r0 + 17u, cols_hi, col_at_hi, vr);
+        acc_lo[18] = load(r0 + 18u, cols, col_at, vr);
+        acc_hi[18] = load(r0 + 18u, cols_hi, col_at_hi, vr);
+        acc_lo[19] = load(r0 + 19u, cols, col_at, vr);
+        acc_hi[19] = load(r0 + 19u, cols_hi, col_at_hi, vr);
+        acc_lo[20] = load(r0 + 20u, cols, col_at, vr);
+        acc_hi[20] = load(r0 + 20u, cols_hi, col_at_hi, vr);
+        acc_lo[21] = load(r0 + 21u, cols, col_at, vr);
+        acc_hi[21] = load(r0 + 21u, cols_hi, col_at_hi, vr);
+        acc_lo[22] = load(r0 + 22u, cols, col_at, vr);
+        acc_hi[22] = load(r0 + 22u, cols_hi, col_at_hi, vr);
+        acc_lo[23] = load(r0 + 23u, cols, col_at, vr);
+        acc_hi[23] = load(r0 + 23u, cols_hi, col_at_hi, vr);
+        acc_lo[24] = load(r0 + 24u, cols, col_at, vr);
+        acc_hi[24] = load(r0 + 24u, cols_hi, col_at_hi, vr);
+        acc_lo[25] = load(r0 + 25u, cols, col_at, vr);
+        acc_hi[25] = load(r0 + 25u, cols_hi, col_at_hi, vr);
+        acc_lo[26] = load(r0 + 26u, cols, col_at, vr);
+        acc_hi[26] = load(r0 + 26u, cols_hi, col_at_hi, vr);
+        acc_lo[27] = load(r0 + 27u, cols, col_at, vr);
+        acc_hi[27] = load(r0 + 27u, cols_hi, col_at_hi, vr);
+        acc_lo[28] = load(r0 + 28u, cols, col_at, vr);
+        acc_hi[28] = load(r0 + 28u, cols_hi, col_at_hi, vr);
+        acc_lo[29] = load(r0 + 29u, cols, col_at, vr);
+        acc_hi[29] = load(r0 + 29u, cols_hi, col_at_hi, vr);
+        acc_lo[30] = load(r0 + 30u, cols, col_at, vr);
+        acc_hi[30] = load(r0 + 30u, cols_hi, col_at_hi, vr);
+        acc_lo[31] = load(r0 + 31u, cols, col_at, vr);
+        acc_hi[31] = load(r0 + 31u, cols_hi, col_at_hi, vr);
     }
     for (var kk = 0u; kk < window_k(0u, slot0); kk++) {
         let bk = kk * B_K_VEC4S + b_at;
@@ -346,68 +346,181 @@ fn gemm_uniform(
         rank1(&acc_lo, &acc_hi, a4[kk * p.a_k_stride + a_at], b4[bk], b4[bk + 1u]);
     }
 
-    store(r0 + 0u, cols, col_at, acc_lo[0]);
-    store(r0 + 0u, cols_hi, col_at_hi, acc_hi[0]);
-    store(r0 + 1u, cols, col_at, acc_lo[1]);
-    store(r0 + 1u, cols_hi, col_at_hi, acc_hi[1]);
-    store(r0 + 2u, cols, col_at, acc_lo[2]);
-    store(r0 + 2u, cols_hi, col_at_hi, acc_hi[2]);
-    store(r0 + 3u, cols, col_at, acc_lo[3]);
-    store(r0 + 3u, cols_hi, col_at_hi, acc_hi[3]);
-    store(r0 + 4u, cols, col_at, acc_lo[4]);
-    store(r0 + 4u, cols_hi, col_at_hi, acc_hi[4]);
-    store(r0 + 5u, cols, col_at, acc_lo[5]);
-    store(r0 + 5u, cols_hi, col_at_hi, acc_hi[5]);
-    store(r0 + 6u, cols, col_at, acc_lo[6]);
-    store(r0 + 6u, cols_hi, col_at_hi, acc_hi[6]);
-    store(r0 + 7u, cols, col_at, acc_lo[7]);
-    store(r0 + 7u, cols_hi, col_at_hi, acc_hi[7]);
-    store(r0 + 8u, cols, col_at, acc_lo[8]);
-    store(r0 + 8u, cols_hi, col_at_hi, acc_hi[8]);
-    store(r0 + 9u, cols, col_at, acc_lo[9]);
-    store(r0 + 9u, cols_hi, col_at_hi, acc_hi[9]);
-    store(r0 + 10u, cols, col_at, acc_lo[10]);
-    store(r0 + 10u, cols_hi, col_at_hi, acc_hi[10]);
-    store(r0 + 11u, cols, col_at, acc_lo[11]);
-    store(r0 + 11u, cols_hi, col_at_hi, acc_hi[11]);
-    store(r0 + 12u, cols, col_at, acc_lo[12]);
-    store(r0 + 12u, cols_hi, col_at_hi, acc_hi[12]);
-    store(r0 + 13u, cols, col_at, acc_lo[13]);
-    store(r0 + 13u, cols_hi, col_at_hi, acc_hi[13]);
-    store(r0 + 14u, cols, col_at, acc_lo[14]);
-    store(r0 + 14u, cols_hi, col_at_hi, acc_hi[14]);
-    store(r0 + 15u, cols, col_at, acc_lo[15]);
-    store(r0 + 15u, cols_hi, col_at_hi, acc_hi[15]);
-    store(r0 + 16u, cols, col_at, acc_lo[16]);
-    store(r0 + 16u, cols_hi, col_at_hi, acc_hi[16]);
-    store(r0 + 17u, cols, col_at, acc_lo[17]);
-    store(r0 + 17u, cols_hi, col_at_hi, acc_hi[17]);
-    store(r0 + 18u, cols, col_at, acc_lo[18]);
-    store(r0 + 18u, cols_hi, col_at_hi, acc_hi[18]);
-    store(r0 + 19u, cols, col_at, acc_lo[19]);
-    store(r0 + 19u, cols_hi, col_at_hi, acc_hi[19]);
-    store(r0 + 20u, cols, col_at, acc_lo[20]);
-    store(r0 + 20u, cols_hi, col_at_hi, acc_hi[20]);
-    store(r0 + 21u, cols, col_at, acc_lo[21]);
-    store(r0 + 21u, cols_hi, col_at_hi, acc_hi[21]);
-    store(r0 + 22u, cols, col_at, acc_lo[22]);
-    store(r0 + 22u, cols_hi, col_at_hi, acc_hi[22]);
-    store(r0 + 23u, cols, col_at, acc_lo[23]);
-    store(r0 + 23u, cols_hi, col_at_hi, acc_hi[23]);
-    store(r0 + 24u, cols, col_at, acc_lo[24]);
-    store(r0 + 24u, cols_hi, col_at_hi, acc_hi[24]);
-    store(r0 + 25u, cols, col_at, acc_lo[25]);
-    store(r0 + 25u, cols_hi, col_at_hi, acc_hi[25]);
-    store(r0 + 26u, cols, col_at, acc_lo[26]);
-    store(r0 + 26u, cols_hi, col_at_hi, acc_hi[26]);
-    store(r0 + 27u, cols, col_at, acc_lo[27]);
-    store(r0 + 27u, cols_hi, col_at_hi, acc_hi[27]);
-    store(r0 + 28u, cols, col_at, acc_lo[28]);
-    store(r0 + 28u, cols_hi, col_at_hi, acc_hi[28]);
-    store(r0 + 29u, cols, col_at, acc_lo[29]);
-    store(r0 + 29u, cols_hi, col_at_hi, acc_hi[29]);
-    store(r0 + 30u, cols, col_at, acc_lo[30]);
-    store(r0 + 30u, cols_hi, col_at_hi, acc_hi[30]);
-    store(r0 + 31u, cols, col_at, acc_lo[31]);
-    store(r0 + 31u, cols_hi, col_at_hi, acc_hi[31]);
+    store(r0 + 0u, cols, col_at, acc_lo[0], vr);
+    store(r0 + 0u, cols_hi, col_at_hi, acc_hi[0], vr);
+    store(r0 + 1u, cols, col_at, acc_lo[1], vr);
+    store(r0 + 1u, cols_hi, col_at_hi, acc_hi[1], vr);
+    store(r0 + 2u, cols, col_at, acc_lo[2], vr);
+    store(r0 + 2u, cols_hi, col_at_hi, acc_hi[2], vr);
+    store(r0 + 3u, cols, col_at, acc_lo[3], vr);
+    store(r0 + 3u, cols_hi, col_at_hi, acc_hi[3], vr);
+    store(r0 + 4u, cols, col_at, acc_lo[4], vr);
+    store(r0 + 4u, cols_hi, col_at_hi, acc_hi[4], vr);
+    store(r0 + 5u, cols, col_at, acc_lo[5], vr);
+    store(r0 + 5u, cols_hi, col_at_hi, acc_hi[5], vr);
+    store(r0 + 6u, cols, col_at, acc_lo[6], vr);
+    store(r0 + 6u, cols_hi, col_at_hi, acc_hi[6], vr);
+    store(r0 + 7u, cols, col_at, acc_lo[7], vr);
+    store(r0 + 7u, cols_hi, col_at_hi, acc_hi[7], vr);
+    store(r0 + 8u, cols, col_at, acc_lo[8], vr);
+    store(r0 + 8u, cols_hi, col_at_hi, acc_hi[8], vr);
+    store(r0 + 9u, cols, col_at, acc_lo[9], vr);
+    store(r0 + 9u, cols_hi, col_at_hi, acc_hi[9], vr);
+    store(r0 + 10u, cols, col_at, acc_lo[10], vr);
+    store(r0 + 10u, cols_hi, col_at_hi, acc_hi[10], vr);
+    store(r0 + 11u, cols, col_at, acc_lo[11], vr);
+    store(r0 + 11u, cols_hi, col_at_hi, acc_hi[11], vr);
+    store(r0 + 12u, cols, col_at, acc_lo[12], vr);
+    store(r0 + 12u, cols_hi, col_at_hi, acc_hi[12], vr);
+    store(r0 + 13u, cols, col_at, acc_lo[13], vr);
+    store(r0 + 13u, cols_hi, col_at_hi, acc_hi[13], vr);
+    store(r0 + 14u, cols, col_at, acc_lo[14], vr);
+    store(r0 + 14u, cols_hi, col_at_hi, acc_hi[14], vr);
+    store(r0 + 15u, cols, col_at, acc_lo[15], vr);
+    store(r0 + 15u, cols_hi, col_at_hi, acc_hi[15], vr);
+    store(r0 + 16u, cols, col_at, acc_lo[16], vr);
+    store(r0 + 16u, cols_hi, col_at_hi, acc_hi[16], vr);
+    store(r0 + 17u, cols, col_at, acc_lo[17], vr);
+    store(r0 + 17u, cols_hi, col_at_hi, acc_hi[17], vr);
+    store(r0 + 18u, cols, col_at, acc_lo[18], vr);
+    store(r0 + 18u, cols_hi, col_at_hi, acc_hi[18], vr);
+    store(r0 + 19u, cols, col_at, acc_lo[19], vr);
+    store(r0 + 19u, cols_hi, col_at_hi, acc_hi[19], vr);
+    store(r0 + 20u, cols, col_at, acc_lo[20], vr);
+    store(r0 + 20u, cols_hi, col_at_hi, acc_hi[20], vr);
+    store(r0 + 21u, cols, col_at, acc_lo[21], vr);
+    store(r0 + 21u, cols_hi, col_at_hi, acc_hi[21], vr);
+    store(r0 + 22u, cols, col_at, acc_lo[22], vr);
+    store(r0 + 22u, cols_hi, col_at_hi, acc_hi[22], vr);
+    store(r0 + 23u, cols, col_at, acc_lo[23], vr);
+    store(r0 + 23u, cols_hi, col_at_hi, acc_hi[23], vr);
+    store(r0 + 24u, cols, col_at, acc_lo[24], vr);
+    store(r0 + 24u, cols_hi, col_at_hi, acc_hi[24], vr);
+    store(r0 + 25u, cols, col_at, acc_lo[25], vr);
+    store(r0 + 25u, cols_hi, col_at_hi, acc_hi[25], vr);
+    store(r0 + 26u, cols, col_at, acc_lo[26], vr);
+    store(r0 + 26u, cols_hi, col_at_hi, acc_hi[26], vr);
+    store(r0 + 27u, cols, col_at, acc_lo[27], vr);
+    store(r0 + 27u, cols_hi, col_at_hi, acc_hi[27], vr);
+    store(r0 + 28u, cols, col_at, acc_lo[28], vr);
+    store(r0 + 28u, cols_hi, col_at_hi, acc_hi[28], vr);
+    store(r0 + 29u, cols, col_at, acc_lo[29], vr);
+    store(r0 + 29u, cols_hi, col_at_hi, acc_hi[29], vr);
+    store(r0 + 30u, cols, col_at, acc_lo[30], vr);
+    store(r0 + 30u, cols_hi, col_at_hi, acc_hi[30], vr);
+    store(r0 + 31u, cols, col_at, acc_lo[31], vr);
+    store(r0 + 31u, cols_hi, col_at_hi, acc_hi[31], vr);
+}
+
+// The entry points, one per variant: gemm_uniform_<start | continue>_<vec4 | scalar>_<no |
+// row | column>_bias. A CPU driver runs both sides of any branch it cannot prove uniform, so
+// choosing the variant here rather than by parameter keeps the dead paths (loading the sums
+// of a first pass, the other store, the bias loads) out of every invocation.
+
+@compute @workgroup_size(8)
+fn gemm_uniform_start_vec4_no_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(false, true, 0u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_start_vec4_row_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(false, true, 1u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_start_vec4_column_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(false, true, 2u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_start_scalar_no_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(false, false, 0u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_start_scalar_row_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(false, false, 1u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_start_scalar_column_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(false, false, 2u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_continue_vec4_no_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(true, true, 0u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_continue_vec4_row_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(true, true, 1u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_continue_vec4_column_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(true, true, 2u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_continue_scalar_no_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(true, false, 0u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_continue_scalar_row_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(true, false, 1u));
+}
+
+@compute @workgroup_size(8)
+fn gemm_uniform_continue_scalar_column_bias(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(subgroup_invocation_id) sl: u32,
+) {
+    gemm(wid, lane, sl, Variant(true, false, 2u));
 }

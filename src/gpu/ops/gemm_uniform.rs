@@ -34,9 +34,6 @@ struct Params {
     kc: u32,
     k_last: u32,
     a_k_stride: u32,
-    accumulate: u32,
-    finish: u32,
-    bias_mode: u32,
     c_offset: u32,
     row_stride: u32,
     col_div1: u32,
@@ -44,7 +41,6 @@ struct Params {
     col_s1: u32,
     col_s2: u32,
     col_s3: u32,
-    whole_vec4s: u32,
 }
 
 /// Size of the `Params` mirror in bytes, for the layout test.
@@ -147,18 +143,20 @@ pub fn gemm_uniform(
         });
     }
     let (m, n, k, kc) = (a.extent, b.extent, a.k, a.kc);
-    let (bias_mode, bias_tensor) = match bias {
-        // Any read-only buffer of the dispatch stands in when there is no bias.
-        None => (0, &a.buffer),
+    let bias = match bias {
+        None => None,
         Some(Bias::PerRow(t)) => {
             super::expect_len(op, "bias", t, m)?;
-            (1, t)
+            Some(("row", t))
         }
         Some(Bias::PerColumn(t)) => {
             super::expect_len(op, "bias", t, n)?;
-            (2, t)
+            Some(("column", t))
         }
     };
+    // C moves as vec4s when its rows are whole, aligned vec4s and n is a multiple of 4, so
+    // that each run of four columns is wholly in the matrix or wholly past it.
+    let vec4s = store.whole_vec4s() && c.offset.is_multiple_of(16) && n.is_multiple_of(4);
     check_exact_f32(op, &[m, n, store.col.div1, store.col.div2])?;
     let u = |v: usize| to_u32(op, v);
     let base = Params {
@@ -166,7 +164,6 @@ pub fn gemm_uniform(
         n: u(n)?,
         kc: u(kc)?,
         a_k_stride: u(a.k_vec4s)?,
-        bias_mode,
         c_offset: u(store.offset)?,
         row_stride: u(store.row_stride)?,
         col_div1: u(store.col.div1)?,
@@ -174,7 +171,6 @@ pub fn gemm_uniform(
         col_s1: u(store.col.s1)?,
         col_s2: u(store.col.s2)?,
         col_s3: u(store.col.s3)?,
-        whole_vec4s: u32::from(store.whole_vec4s() && c.offset.is_multiple_of(16)),
         ..Params::default()
     };
 
@@ -198,10 +194,10 @@ pub fn gemm_uniform(
                     col0: u(col_block * BLOCK)?,
                     windows: u(count)?,
                     k_last: u((k - last * kc).min(kc))?,
-                    accumulate: u32::from(first > 0),
-                    finish: u32::from(first + count == a.windows),
                     ..base
                 };
+                // The bias goes in with the last group of windows.
+                let bias = bias.filter(|_| first + count == a.windows);
                 // Slot j * count + w: window first + w of column block col_block + j; unused
                 // slots repeat the last one used (never read).
                 let mut bindings: Vec<(u32, Bind)> = Vec::with_capacity(2 * WINDOWS + 3);
@@ -211,18 +207,20 @@ pub fn gemm_uniform(
                     bindings.push((1 + slot as u32, window(a, row_block, w)));
                     bindings.push((1 + (WINDOWS + slot) as u32, window(b, col_block + j, w)));
                 }
+                // Every variant declares the bias and both views of C; a read-only buffer of
+                // the dispatch stands in for a missing bias (never read then).
                 let after_windows = 1 + 2 * WINDOWS as u32;
-                bindings.push((after_windows, bias_tensor.into()));
+                bindings.push((after_windows, bias.map_or(&a.buffer, |(_, t)| t).into()));
                 bindings.push((after_windows + 1, c.into()));
                 bindings.push((after_windows + 2, c.into()));
+                let entry = format!(
+                    "gemm_uniform_{}_{}_{}_bias",
+                    if first > 0 { "continue" } else { "start" },
+                    if vec4s { "vec4" } else { "scalar" },
+                    bias.map_or("no", |(kind, _)| kind),
+                );
                 let grid = [row_groups, COLUMN_SLICES, u(blocks)?];
-                plan.push(ctx.dispatch(
-                    Shader::GemmUniform,
-                    "gemm_uniform",
-                    &params,
-                    &bindings,
-                    grid,
-                )?);
+                plan.push(ctx.dispatch(Shader::GemmUniform, &entry, &params, &bindings, grid)?);
             }
         }
     }
