@@ -1,14 +1,15 @@
 // General matrix multiply C[m, n] = A[m, k] · B[k, n] (+ bias) whose operands are read
-// through uniform buffers, for devices where that is the fast path: a CPU driver turns a
-// storage-buffer load into one scalar load per invocation, but a uniform-buffer load into one
-// vector gather. A and B are first packed (shaders/pack.wgsl) into windows of at most 64 KiB,
+// through uniform buffers, for devices where that is the fast path: lavapipe loads from a
+// storage buffer one invocation at a time, with a bounds check and a branch each, but from a
+// uniform buffer without branches, several times faster per value. A and B are first packed (shaders/pack.wgsl) into windows of at most 64 KiB,
 // the most one uniform binding may hold; a dispatch binds up to WINDOWS windows of each and
 // covers one block of at most BLOCK_M rows and exactly BLOCK_N columns of C, over the k of
 // its windows; or, when k takes at most two windows, one such block per workgroup z, its
 // windows in consecutive slots (block z uses slots z * windows .. (z + 1) * windows), so a
 // short product needs fewer dispatches. Blocks and the slices of k are otherwise separate
 // dispatches (src/gpu/ops/gemm_uniform.rs);
-// a dispatch after the first of a block starts from the partial sums C holds, so each element
+// a dispatch after the first of a block (the `continue` entry points) starts from the partial
+// sums C holds, so each element
 // is one chain of additions in increasing k, as in the direct kernels (conv2d.wgsl, and
 // gemm.wgsl's unsplit `gemm`), with the bias added last: the two give the same bits for the
 // same order of k.
@@ -178,6 +179,150 @@ fn rank1(
     (*hi)[31] += s31 * b_hi;
 }
 
+// Two k at once: row r gains a(k) b(k), then a(k + 1) b(k + 1), the order of two rank1
+// calls, but each sum is read and written once per pair. A CPU driver keeps the 64 sums in
+// memory and blends each one it writes inside a loop, so that halves the per-sum overhead;
+// `a_next`, `b_next_lo`, `b_next_hi` are the operands at k + 1.
+fn rank2(
+    lo: ptr<function, array<vec4<f32>, 32>>,
+    hi: ptr<function, array<vec4<f32>, 32>>,
+    a: vec4<f32>,
+    b_lo: vec4<f32>,
+    b_hi: vec4<f32>,
+    a_next: vec4<f32>,
+    b_next_lo: vec4<f32>,
+    b_next_hi: vec4<f32>,
+) {
+    let s0 = subgroupBroadcast(a.x, 0u);
+    let t0 = subgroupBroadcast(a_next.x, 0u);
+    (*lo)[0] = ((*lo)[0] + s0 * b_lo) + t0 * b_next_lo;
+    (*hi)[0] = ((*hi)[0] + s0 * b_hi) + t0 * b_next_hi;
+    let s1 = subgroupBroadcast(a.x, 1u);
+    let t1 = subgroupBroadcast(a_next.x, 1u);
+    (*lo)[1] = ((*lo)[1] + s1 * b_lo) + t1 * b_next_lo;
+    (*hi)[1] = ((*hi)[1] + s1 * b_hi) + t1 * b_next_hi;
+    let s2 = subgroupBroadcast(a.x, 2u);
+    let t2 = subgroupBroadcast(a_next.x, 2u);
+    (*lo)[2] = ((*lo)[2] + s2 * b_lo) + t2 * b_next_lo;
+    (*hi)[2] = ((*hi)[2] + s2 * b_hi) + t2 * b_next_hi;
+    let s3 = subgroupBroadcast(a.x, 3u);
+    let t3 = subgroupBroadcast(a_next.x, 3u);
+    (*lo)[3] = ((*lo)[3] + s3 * b_lo) + t3 * b_next_lo;
+    (*hi)[3] = ((*hi)[3] + s3 * b_hi) + t3 * b_next_hi;
+    let s4 = subgroupBroadcast(a.x, 4u);
+    let t4 = subgroupBroadcast(a_next.x, 4u);
+    (*lo)[4] = ((*lo)[4] + s4 * b_lo) + t4 * b_next_lo;
+    (*hi)[4] = ((*hi)[4] + s4 * b_hi) + t4 * b_next_hi;
+    let s5 = subgroupBroadcast(a.x, 5u);
+    let t5 = subgroupBroadcast(a_next.x, 5u);
+    (*lo)[5] = ((*lo)[5] + s5 * b_lo) + t5 * b_next_lo;
+    (*hi)[5] = ((*hi)[5] + s5 * b_hi) + t5 * b_next_hi;
+    let s6 = subgroupBroadcast(a.x, 6u);
+    let t6 = subgroupBroadcast(a_next.x, 6u);
+    (*lo)[6] = ((*lo)[6] + s6 * b_lo) + t6 * b_next_lo;
+    (*hi)[6] = ((*hi)[6] + s6 * b_hi) + t6 * b_next_hi;
+    let s7 = subgroupBroadcast(a.x, 7u);
+    let t7 = subgroupBroadcast(a_next.x, 7u);
+    (*lo)[7] = ((*lo)[7] + s7 * b_lo) + t7 * b_next_lo;
+    (*hi)[7] = ((*hi)[7] + s7 * b_hi) + t7 * b_next_hi;
+    let s8 = subgroupBroadcast(a.y, 0u);
+    let t8 = subgroupBroadcast(a_next.y, 0u);
+    (*lo)[8] = ((*lo)[8] + s8 * b_lo) + t8 * b_next_lo;
+    (*hi)[8] = ((*hi)[8] + s8 * b_hi) + t8 * b_next_hi;
+    let s9 = subgroupBroadcast(a.y, 1u);
+    let t9 = subgroupBroadcast(a_next.y, 1u);
+    (*lo)[9] = ((*lo)[9] + s9 * b_lo) + t9 * b_next_lo;
+    (*hi)[9] = ((*hi)[9] + s9 * b_hi) + t9 * b_next_hi;
+    let s10 = subgroupBroadcast(a.y, 2u);
+    let t10 = subgroupBroadcast(a_next.y, 2u);
+    (*lo)[10] = ((*lo)[10] + s10 * b_lo) + t10 * b_next_lo;
+    (*hi)[10] = ((*hi)[10] + s10 * b_hi) + t10 * b_next_hi;
+    let s11 = subgroupBroadcast(a.y, 3u);
+    let t11 = subgroupBroadcast(a_next.y, 3u);
+    (*lo)[11] = ((*lo)[11] + s11 * b_lo) + t11 * b_next_lo;
+    (*hi)[11] = ((*hi)[11] + s11 * b_hi) + t11 * b_next_hi;
+    let s12 = subgroupBroadcast(a.y, 4u);
+    let t12 = subgroupBroadcast(a_next.y, 4u);
+    (*lo)[12] = ((*lo)[12] + s12 * b_lo) + t12 * b_next_lo;
+    (*hi)[12] = ((*hi)[12] + s12 * b_hi) + t12 * b_next_hi;
+    let s13 = subgroupBroadcast(a.y, 5u);
+    let t13 = subgroupBroadcast(a_next.y, 5u);
+    (*lo)[13] = ((*lo)[13] + s13 * b_lo) + t13 * b_next_lo;
+    (*hi)[13] = ((*hi)[13] + s13 * b_hi) + t13 * b_next_hi;
+    let s14 = subgroupBroadcast(a.y, 6u);
+    let t14 = subgroupBroadcast(a_next.y, 6u);
+    (*lo)[14] = ((*lo)[14] + s14 * b_lo) + t14 * b_next_lo;
+    (*hi)[14] = ((*hi)[14] + s14 * b_hi) + t14 * b_next_hi;
+    let s15 = subgroupBroadcast(a.y, 7u);
+    let t15 = subgroupBroadcast(a_next.y, 7u);
+    (*lo)[15] = ((*lo)[15] + s15 * b_lo) + t15 * b_next_lo;
+    (*hi)[15] = ((*hi)[15] + s15 * b_hi) + t15 * b_next_hi;
+    let s16 = subgroupBroadcast(a.z, 0u);
+    let t16 = subgroupBroadcast(a_next.z, 0u);
+    (*lo)[16] = ((*lo)[16] + s16 * b_lo) + t16 * b_next_lo;
+    (*hi)[16] = ((*hi)[16] + s16 * b_hi) + t16 * b_next_hi;
+    let s17 = subgroupBroadcast(a.z, 1u);
+    let t17 = subgroupBroadcast(a_next.z, 1u);
+    (*lo)[17] = ((*lo)[17] + s17 * b_lo) + t17 * b_next_lo;
+    (*hi)[17] = ((*hi)[17] + s17 * b_hi) + t17 * b_next_hi;
+    let s18 = subgroupBroadcast(a.z, 2u);
+    let t18 = subgroupBroadcast(a_next.z, 2u);
+    (*lo)[18] = ((*lo)[18] + s18 * b_lo) + t18 * b_next_lo;
+    (*hi)[18] = ((*hi)[18] + s18 * b_hi) + t18 * b_next_hi;
+    let s19 = subgroupBroadcast(a.z, 3u);
+    let t19 = subgroupBroadcast(a_next.z, 3u);
+    (*lo)[19] = ((*lo)[19] + s19 * b_lo) + t19 * b_next_lo;
+    (*hi)[19] = ((*hi)[19] + s19 * b_hi) + t19 * b_next_hi;
+    let s20 = subgroupBroadcast(a.z, 4u);
+    let t20 = subgroupBroadcast(a_next.z, 4u);
+    (*lo)[20] = ((*lo)[20] + s20 * b_lo) + t20 * b_next_lo;
+    (*hi)[20] = ((*hi)[20] + s20 * b_hi) + t20 * b_next_hi;
+    let s21 = subgroupBroadcast(a.z, 5u);
+    let t21 = subgroupBroadcast(a_next.z, 5u);
+    (*lo)[21] = ((*lo)[21] + s21 * b_lo) + t21 * b_next_lo;
+    (*hi)[21] = ((*hi)[21] + s21 * b_hi) + t21 * b_next_hi;
+    let s22 = subgroupBroadcast(a.z, 6u);
+    let t22 = subgroupBroadcast(a_next.z, 6u);
+    (*lo)[22] = ((*lo)[22] + s22 * b_lo) + t22 * b_next_lo;
+    (*hi)[22] = ((*hi)[22] + s22 * b_hi) + t22 * b_next_hi;
+    let s23 = subgroupBroadcast(a.z, 7u);
+    let t23 = subgroupBroadcast(a_next.z, 7u);
+    (*lo)[23] = ((*lo)[23] + s23 * b_lo) + t23 * b_next_lo;
+    (*hi)[23] = ((*hi)[23] + s23 * b_hi) + t23 * b_next_hi;
+    let s24 = subgroupBroadcast(a.w, 0u);
+    let t24 = subgroupBroadcast(a_next.w, 0u);
+    (*lo)[24] = ((*lo)[24] + s24 * b_lo) + t24 * b_next_lo;
+    (*hi)[24] = ((*hi)[24] + s24 * b_hi) + t24 * b_next_hi;
+    let s25 = subgroupBroadcast(a.w, 1u);
+    let t25 = subgroupBroadcast(a_next.w, 1u);
+    (*lo)[25] = ((*lo)[25] + s25 * b_lo) + t25 * b_next_lo;
+    (*hi)[25] = ((*hi)[25] + s25 * b_hi) + t25 * b_next_hi;
+    let s26 = subgroupBroadcast(a.w, 2u);
+    let t26 = subgroupBroadcast(a_next.w, 2u);
+    (*lo)[26] = ((*lo)[26] + s26 * b_lo) + t26 * b_next_lo;
+    (*hi)[26] = ((*hi)[26] + s26 * b_hi) + t26 * b_next_hi;
+    let s27 = subgroupBroadcast(a.w, 3u);
+    let t27 = subgroupBroadcast(a_next.w, 3u);
+    (*lo)[27] = ((*lo)[27] + s27 * b_lo) + t27 * b_next_lo;
+    (*hi)[27] = ((*hi)[27] + s27 * b_hi) + t27 * b_next_hi;
+    let s28 = subgroupBroadcast(a.w, 4u);
+    let t28 = subgroupBroadcast(a_next.w, 4u);
+    (*lo)[28] = ((*lo)[28] + s28 * b_lo) + t28 * b_next_lo;
+    (*hi)[28] = ((*hi)[28] + s28 * b_hi) + t28 * b_next_hi;
+    let s29 = subgroupBroadcast(a.w, 5u);
+    let t29 = subgroupBroadcast(a_next.w, 5u);
+    (*lo)[29] = ((*lo)[29] + s29 * b_lo) + t29 * b_next_lo;
+    (*hi)[29] = ((*hi)[29] + s29 * b_hi) + t29 * b_next_hi;
+    let s30 = subgroupBroadcast(a.w, 6u);
+    let t30 = subgroupBroadcast(a_next.w, 6u);
+    (*lo)[30] = ((*lo)[30] + s30 * b_lo) + t30 * b_next_lo;
+    (*hi)[30] = ((*hi)[30] + s30 * b_hi) + t30 * b_next_hi;
+    let s31 = subgroupBroadcast(a.w, 7u);
+    let t31 = subgroupBroadcast(a_next.w, 7u);
+    (*lo)[31] = ((*lo)[31] + s31 * b_lo) + t31 * b_next_lo;
+    (*hi)[31] = ((*hi)[31] + s31 * b_hi) + t31 * b_next_hi;
+}
+
 // k in the window of slot s for the block whose slots start at slot0: every window but
 // the block's last holds kc; slots of other blocks hold none for it.
 fn window_k(s: u32, slot0: u32) -> u32 {
@@ -325,23 +470,104 @@ fn gemm(wid: vec3<u32>, lane: u32, sl: u32, vr: Variant) {
         acc_lo[31] = load(r0 + 31u, cols, col_at, vr);
         acc_hi[31] = load(r0 + 31u, cols_hi, col_at_hi, vr);
     }
-    for (var kk = 0u; kk < window_k(0u, slot0); kk++) {
+    // Pairs of k, then the odd one out.
+    var kk = 0u;
+    let k0 = window_k(0u, slot0);
+    for (; kk + 1u < k0; kk += 2u) {
+        let at = kk * p.a_k_stride + a_at;
+        let bk = kk * B_K_VEC4S + b_at;
+        rank2(
+            &acc_lo,
+            &acc_hi,
+            a0[at],
+            b0[bk],
+            b0[bk + 1u],
+            a0[at + p.a_k_stride],
+            b0[bk + B_K_VEC4S],
+            b0[bk + B_K_VEC4S + 1u],
+        );
+    }
+    for (; kk < k0; kk++) {
         let bk = kk * B_K_VEC4S + b_at;
         rank1(&acc_lo, &acc_hi, a0[kk * p.a_k_stride + a_at], b0[bk], b0[bk + 1u]);
     }
-    for (var kk = 0u; kk < window_k(1u, slot0); kk++) {
+    kk = 0u;
+    let k1 = window_k(1u, slot0);
+    for (; kk + 1u < k1; kk += 2u) {
+        let at = kk * p.a_k_stride + a_at;
+        let bk = kk * B_K_VEC4S + b_at;
+        rank2(
+            &acc_lo,
+            &acc_hi,
+            a1[at],
+            b1[bk],
+            b1[bk + 1u],
+            a1[at + p.a_k_stride],
+            b1[bk + B_K_VEC4S],
+            b1[bk + B_K_VEC4S + 1u],
+        );
+    }
+    for (; kk < k1; kk++) {
         let bk = kk * B_K_VEC4S + b_at;
         rank1(&acc_lo, &acc_hi, a1[kk * p.a_k_stride + a_at], b1[bk], b1[bk + 1u]);
     }
-    for (var kk = 0u; kk < window_k(2u, slot0); kk++) {
+    kk = 0u;
+    let k2 = window_k(2u, slot0);
+    for (; kk + 1u < k2; kk += 2u) {
+        let at = kk * p.a_k_stride + a_at;
+        let bk = kk * B_K_VEC4S + b_at;
+        rank2(
+            &acc_lo,
+            &acc_hi,
+            a2[at],
+            b2[bk],
+            b2[bk + 1u],
+            a2[at + p.a_k_stride],
+            b2[bk + B_K_VEC4S],
+            b2[bk + B_K_VEC4S + 1u],
+        );
+    }
+    for (; kk < k2; kk++) {
         let bk = kk * B_K_VEC4S + b_at;
         rank1(&acc_lo, &acc_hi, a2[kk * p.a_k_stride + a_at], b2[bk], b2[bk + 1u]);
     }
-    for (var kk = 0u; kk < window_k(3u, slot0); kk++) {
+    kk = 0u;
+    let k3 = window_k(3u, slot0);
+    for (; kk + 1u < k3; kk += 2u) {
+        let at = kk * p.a_k_stride + a_at;
+        let bk = kk * B_K_VEC4S + b_at;
+        rank2(
+            &acc_lo,
+            &acc_hi,
+            a3[at],
+            b3[bk],
+            b3[bk + 1u],
+            a3[at + p.a_k_stride],
+            b3[bk + B_K_VEC4S],
+            b3[bk + B_K_VEC4S + 1u],
+        );
+    }
+    for (; kk < k3; kk++) {
         let bk = kk * B_K_VEC4S + b_at;
         rank1(&acc_lo, &acc_hi, a3[kk * p.a_k_stride + a_at], b3[bk], b3[bk + 1u]);
     }
-    for (var kk = 0u; kk < window_k(4u, slot0); kk++) {
+    kk = 0u;
+    let k4 = window_k(4u, slot0);
+    for (; kk + 1u < k4; kk += 2u) {
+        let at = kk * p.a_k_stride + a_at;
+        let bk = kk * B_K_VEC4S + b_at;
+        rank2(
+            &acc_lo,
+            &acc_hi,
+            a4[at],
+            b4[bk],
+            b4[bk + 1u],
+            a4[at + p.a_k_stride],
+            b4[bk + B_K_VEC4S],
+            b4[bk + B_K_VEC4S + 1u],
+        );
+    }
+    for (; kk < k4; kk++) {
         let bk = kk * B_K_VEC4S + b_at;
         rank1(&acc_lo, &acc_hi, a4[kk * p.a_k_stride + a_at], b4[bk], b4[bk + 1u]);
     }
