@@ -1,18 +1,17 @@
 // General matrix multiply C[m, n] = A[m, k] · B[k, n] (+ bias) whose operands are read
 // through uniform buffers, for devices where that is the fast path: lavapipe loads from a
 // storage buffer one invocation at a time, with a bounds check and a branch each, but from a
-// uniform buffer without branches, several times faster per value. A and B are first packed (shaders/pack.wgsl) into windows of at most 64 KiB,
-// the most one uniform binding may hold; a dispatch binds up to WINDOWS windows of each and
-// covers one block of at most BLOCK_M rows and exactly BLOCK_N columns of C, over the k of
-// its windows; or, when k takes at most two windows, one such block per workgroup z, its
-// windows in consecutive slots (block z uses slots z * windows .. (z + 1) * windows), so a
-// short product needs fewer dispatches. Blocks and the slices of k are otherwise separate
-// dispatches (src/gpu/ops/gemm_uniform.rs);
+// uniform buffer without branches, several times faster per value. A and B are first packed
+// (shaders/pack.wgsl) into windows of at most 64 KiB, the most one uniform binding may hold;
+// a dispatch binds up to WINDOWS windows of each and covers one block of at most BLOCK_M
+// rows and exactly BLOCK_N columns of C, over the k of its windows; or, when k takes at most
+// two windows, one such block per workgroup z, its windows in consecutive slots (block z
+// uses slots z * windows .. (z + 1) * windows), so a short product needs fewer dispatches.
+// Blocks and the slices of k are otherwise separate dispatches (src/gpu/ops/gemm_uniform.rs);
 // a dispatch after the first of a block (the `continue` entry points) starts from the partial
-// sums C holds, so each element
-// is one chain of additions in increasing k, as in the direct kernels (conv2d.wgsl, and
-// gemm.wgsl's unsplit `gemm`), with the bias added last: the two give the same bits for the
-// same order of k.
+// sums C holds, so each element is one chain of additions in increasing k, as in the direct
+// kernels (conv2d.wgsl, and gemm.wgsl's unsplit `gemm`), with the bias added last: the two
+// give the same bits for the same order of k.
 //
 // Windows, in vec4 units (zero where the matrix ends):
 //   A window: [KC][BLOCK_M / 4], element (kk, g * 8 + l) holds rows g*32 + l + {0, 8, 16, 24}
