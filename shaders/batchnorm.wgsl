@@ -97,7 +97,15 @@ fn forward_train_stats(
     // Pass 1: mean.
     var sum = 0.0;
     var w = start;
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    var j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        sum = (sum + x[i0]) + x[i1];
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         sum += x[walk_index(w, ch)];
         walk_next(&w);
     }
@@ -106,7 +114,17 @@ fn forward_train_stats(
     // Pass 2: biased variance as the mean of squared deviations.
     var squares = 0.0;
     w = start;
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        let d0 = x[i0] - mean;
+        let d1 = x[i1] - mean;
+        squares = (squares + d0 * d0) + d1 * d1;
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         let d = x[walk_index(w, ch)] - mean;
         squares += d * d;
         walk_next(&w);
@@ -131,7 +149,15 @@ fn forward_train_stats4(
 
     var sum = vec4<f32>(0.0);
     var w = start;
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    var j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        sum = (sum + x4[i0]) + x4[i1];
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         sum += x4[walk_index(w, ch)];
         walk_next(&w);
     }
@@ -139,7 +165,17 @@ fn forward_train_stats4(
 
     var squares = vec4<f32>(0.0);
     w = start;
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        let d0 = x4[i0] - mean;
+        let d1 = x4[i1] - mean;
+        squares = (squares + d0 * d0) + d1 * d1;
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         let d = x4[walk_index(w, ch)] - mean;
         squares += d * d;
         walk_next(&w);
@@ -165,7 +201,18 @@ fn backward_reduce(
     // (sum dy, sum dy * xhat) in one sweep.
     var sums = vec2<f32>(0.0, 0.0);
     var w = walk_from(seg.first, LANE_GROUP, params.p, params.c);
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    var j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        let g0 = dy[i0];
+        let g1 = dy[i1];
+        sums = (sums + vec2<f32>(g0, g0 * (x[i0] - mean) * inv_std))
+            + vec2<f32>(g1, g1 * (x[i1] - mean) * inv_std);
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         let i = walk_index(w, ch);
         let g = dy[i];
         sums += vec2<f32>(g, g * (x[i] - mean) * inv_std);
@@ -191,7 +238,19 @@ fn backward_reduce4(
     var sum_dy = vec4<f32>(0.0);
     var sum_dy_xhat = vec4<f32>(0.0);
     var w = walk_from(seg.first, LANE_GROUP, params.p / 4u, params.c);
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    var j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        let g0 = dy4[i0];
+        let g1 = dy4[i1];
+        sum_dy = (sum_dy + g0) + g1;
+        sum_dy_xhat = (sum_dy_xhat + g0 * (x4[i0] - mean) * inv_std)
+            + g1 * (x4[i1] - mean) * inv_std;
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         let i = walk_index(w, ch);
         let g = dy4[i];
         sum_dy += g;

@@ -83,7 +83,15 @@ fn backward_tree(
     let seg = segment(lid, params.n * params.p);
     var w = walk_from(seg.first, LANE_GROUP, params.p, params.c);
     var sum = 0.0;
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    var j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        sum = (sum + dy[i0]) + dy[i1];
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         sum += dy[walk_index(w, ch)];
         walk_next(&w);
     }
@@ -106,7 +114,15 @@ fn backward_tree4(
     let seg = segment(lid, params.n * (params.p / 4u));
     var w = walk_from(seg.first, LANE_GROUP, params.p / 4u, params.c);
     var sum = vec4<f32>(0.0);
-    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+    var j = seg.first;
+    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
+        let i0 = walk_index(w, ch);
+        walk_next(&w);
+        let i1 = walk_index(w, ch);
+        walk_next(&w);
+        sum = (sum + dy4[i0]) + dy4[i1];
+    }
+    for (; j < seg.end; j += LANE_GROUP) {
         sum += dy4[walk_index(w, ch)];
         walk_next(&w);
     }

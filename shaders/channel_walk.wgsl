@@ -12,6 +12,9 @@
 // neighbouring addresses (which a GPU wants of neighbouring invocations), and a CPU driver,
 // which runs one group of lanes through the loop before the next, streams through memory
 // instead of striding by REDUCTION_SIZE items. No atomics, so results repeat bit for bit.
+// The reducing loops take two items per trip, added one after the other (the order of one
+// item per trip): a CPU driver blends every value a loop carries on every trip, so that
+// halves the overhead per item.
 
 const LANE_GROUP: u32 = 8u;
 
