@@ -234,7 +234,9 @@ fn dropout_apply_matches_cpu_reference() {
 #[test]
 fn permute_last_two_matches_cpu_reference() {
     let Some(ctx) = context() else { return };
-    // (n, a, b): trivial, odd, the generator's reshape, one row, one column.
+    // (n, a, b): trivial, odd, the generator's reshape, one row, one column; and lengths that
+    // are multiples of 8 (the eight-at-a-time kernel) whose rows and samples end inside a run
+    // of eight outputs.
     for (n, a, b) in [
         (1, 1, 1),
         (2, 3, 5),
@@ -242,6 +244,9 @@ fn permute_last_two_matches_cpu_reference() {
         (1, 7, 1),
         (2, 1, 9),
         (1, 128, 49),
+        (4, 3, 2),
+        (2, 1, 8),
+        (3, 5, 8),
     ] {
         let x = uniform(8, n * a * b, -1.0, 1.0);
         let (gx, gy) = (ctx.upload("x", &x), ctx.storage("y", x.len()));

@@ -4,7 +4,7 @@
 //!   exists once and matches `src/rng.rs` bit for bit;
 //! - the subgroup and single-channel variants of the convolutions get `conv2d.wgsl`, for its
 //!   Params, bindings and helpers;
-//! - the uniform-window families and col2im get `shaders/exact_div.wgsl`;
+//! - the uniform-window families, col2im and the permute get `shaders/exact_div.wgsl`;
 //! - the per-channel families (bias, batch normalisation) get `shaders/channel_walk.wgsl`.
 
 use crate::error::{Error, Result};
@@ -112,7 +112,9 @@ impl Shader {
         match self {
             _ if self.uses_random() => Some(PHILOX),
             Shader::Conv2dSubgroup | Shader::Conv2dSingle => Some(Shader::Conv2d.body()),
-            Shader::GemmUniform | Shader::Pack | Shader::Col2im => Some(EXACT_DIV),
+            Shader::GemmUniform | Shader::Pack | Shader::Col2im | Shader::Permute => {
+                Some(EXACT_DIV)
+            }
             Shader::BatchNorm | Shader::Bias => Some(CHANNEL_WALK),
             _ => None,
         }

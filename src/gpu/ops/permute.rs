@@ -1,6 +1,7 @@
 //! Swap of the last two axes (`shaders/permute.wgsl`); CPU twin `crate::cpu::permute_last_two`.
 
-use super::{elementwise_grid, expect_len, to_u32};
+use super::pack::EXACT_F32_LIMIT;
+use super::{WORKGROUP_SIZE, elementwise_grid, expect_len, four_wide, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 
@@ -37,6 +38,17 @@ pub fn permute_last_two(
         a: to_u32(op, a)?,
         b: to_u32(op, b)?,
     };
+    let len = n * a * b;
+    // Eight outputs per invocation and two vec4 stores where the length and y allow them
+    // and the indices stay where f32 division is exact.
+    if len.is_multiple_of(8) && four_wide(len, &[y]) && len <= EXACT_F32_LIMIT {
+        let groups = (len as u64 / 8).div_ceil(u64::from(WORKGROUP_SIZE));
+        let grid = ctx.grid(op, groups)?;
+        let bindings = [(1, x.into()), (3, y.into())];
+        let entry = "permute_last_two8";
+        plan.push(ctx.dispatch(Shader::Permute, entry, &params, &bindings, grid)?);
+        return Ok(());
+    }
     let grid = elementwise_grid(ctx, op, x.len)?;
     let bindings = [(1, x.into()), (2, y.into())];
     plan.push(ctx.dispatch(
