@@ -340,14 +340,23 @@ fn column_offsets(cols: vec4<u32>) -> vec4<u32> {
 
 // How C is read and written, fixed per entry point (see the end of this file).
 struct Variant {
-    // Continue the partial sums C holds, or start from zero.
+    // Continue the partial sums C holds (CONTINUE), or start from zero (START).
     accumulate: bool,
-    // C's rows are whole, aligned vec4s and n is a multiple of 4: each run of four columns
-    // of an invocation is one vec4 of c_out4, wholly in the matrix or wholly past it.
+    // VEC4: C's rows are whole, aligned vec4s and n is a multiple of 4, so each run of four
+    // columns of an invocation is one vec4 of c_out4, wholly in the matrix or wholly past it.
     vec4s: bool,
-    // 0: no bias; 1: bias[row]; 2: bias[column] (only the last group of a block's windows).
+    // NO_BIAS, ROW_BIAS (bias[row]) or COLUMN_BIAS (bias[column]); only the last group of a
+    // block's windows adds one.
     bias_mode: u32,
 }
+
+const START: bool = false;
+const CONTINUE: bool = true;
+const SCALAR: bool = false;
+const VEC4: bool = true;
+const NO_BIAS: u32 = 0u;
+const ROW_BIAS: u32 = 1u;
+const COLUMN_BIAS: u32 = 2u;
 
 // The partial sums C holds for row r (zero past the matrix).
 fn load(r: u32, cols: vec4<u32>, col_at: vec4<u32>, vr: Variant) -> vec4<f32> {
@@ -366,9 +375,9 @@ fn store(r: u32, cols: vec4<u32>, col_at: vec4<u32>, v: vec4<f32>, vr: Variant) 
     let ok = (cols < vec4<u32>(p.n)) & vec4<bool>(r < p.m);
     let row = p.c_offset + r * p.row_stride;
     var s = v;
-    if vr.bias_mode == 1u {
+    if vr.bias_mode == ROW_BIAS {
         s += vec4<f32>(bias[min(r, p.m - 1u)]);
-    } else if vr.bias_mode == 2u {
+    } else if vr.bias_mode == COLUMN_BIAS {
         let c = min(cols, vec4<u32>(p.n - 1u));
         s += vec4<f32>(bias[c.x], bias[c.y], bias[c.z], bias[c.w]);
     }
@@ -469,7 +478,8 @@ fn gemm(wid: vec3<u32>, lane: u32, sl: u32, vr: Variant) {
         acc_lo[31] = load(r0 + 31u, cols, col_at, vr);
         acc_hi[31] = load(r0 + 31u, cols_hi, col_at_hi, vr);
     }
-    // Pairs of k, then the odd one out.
+    // Pairs of k, then the odd one out: a loop that runs at most once, not an `if`, because
+    // a CPU driver skips a loop no invocation enters but runs an `if`'s body regardless.
     var kk = 0u;
     let k0 = window_k(0u, slot0);
     for (; kk + 1u < k0; kk += 2u) {
@@ -648,7 +658,7 @@ fn gemm_uniform_start_vec4_no_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(false, true, 0u));
+    gemm(wid, lane, sl, Variant(START, VEC4, NO_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -657,7 +667,7 @@ fn gemm_uniform_start_vec4_row_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(false, true, 1u));
+    gemm(wid, lane, sl, Variant(START, VEC4, ROW_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -666,7 +676,7 @@ fn gemm_uniform_start_vec4_column_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(false, true, 2u));
+    gemm(wid, lane, sl, Variant(START, VEC4, COLUMN_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -675,7 +685,7 @@ fn gemm_uniform_start_scalar_no_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(false, false, 0u));
+    gemm(wid, lane, sl, Variant(START, SCALAR, NO_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -684,7 +694,7 @@ fn gemm_uniform_start_scalar_row_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(false, false, 1u));
+    gemm(wid, lane, sl, Variant(START, SCALAR, ROW_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -693,7 +703,7 @@ fn gemm_uniform_start_scalar_column_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(false, false, 2u));
+    gemm(wid, lane, sl, Variant(START, SCALAR, COLUMN_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -702,7 +712,7 @@ fn gemm_uniform_continue_vec4_no_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(true, true, 0u));
+    gemm(wid, lane, sl, Variant(CONTINUE, VEC4, NO_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -711,7 +721,7 @@ fn gemm_uniform_continue_vec4_row_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(true, true, 1u));
+    gemm(wid, lane, sl, Variant(CONTINUE, VEC4, ROW_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -720,7 +730,7 @@ fn gemm_uniform_continue_vec4_column_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(true, true, 2u));
+    gemm(wid, lane, sl, Variant(CONTINUE, VEC4, COLUMN_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -729,7 +739,7 @@ fn gemm_uniform_continue_scalar_no_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(true, false, 0u));
+    gemm(wid, lane, sl, Variant(CONTINUE, SCALAR, NO_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -738,7 +748,7 @@ fn gemm_uniform_continue_scalar_row_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(true, false, 1u));
+    gemm(wid, lane, sl, Variant(CONTINUE, SCALAR, ROW_BIAS));
 }
 
 @compute @workgroup_size(8)
@@ -747,5 +757,5 @@ fn gemm_uniform_continue_scalar_column_bias(
     @builtin(local_invocation_index) lane: u32,
     @builtin(subgroup_invocation_id) sl: u32,
 ) {
-    gemm(wid, lane, sl, Variant(true, false, 2u));
+    gemm(wid, lane, sl, Variant(CONTINUE, SCALAR, COLUMN_BIAS));
 }

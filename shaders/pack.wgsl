@@ -18,8 +18,8 @@
 // driver blends every value a loop carries at every iteration. `div`
 // (shaders/exact_div.wgsl) divides in f32.
 const WORKGROUP_SIZE: u32 = 256u;
-// vec4s per invocation (the entry points are written out for 4); a window row holds a
-// multiple of it (B: 32 vec4s, A: 8 per 32 rows).
+// vec4s per invocation (every entry point is written out for 4; GROUP in
+// src/gpu/ops/pack.rs); a window row holds a multiple of it (B: 32 vec4s, A: 8 per 32 rows).
 const GROUP: u32 = 4u;
 const BLOCK_M: u32 = 128u; // rows of an A block (gemm_uniform.wgsl)
 const BLOCK_N: u32 = 128u; // columns of a B block
@@ -145,6 +145,15 @@ fn conv_input(i: u32, ky: u32, kx: u32, q: vec3<u32>, ok: bool) -> f32 {
     return load(at, inside);
 }
 
+// Rows r, r + 8, r + 16, r + 24 of a strided view at the column whose offset is `base`;
+// rows from `rows` on are past the matrix.
+fn strided_rows(base: u32, r: u32, rows: u32) -> vec4<f32> {
+    let v0 = load(base + split(r, p.row_div, p.row_hi, p.row_lo), r < rows);
+    let v1 = load(base + split(r + 8u, p.row_div, p.row_hi, p.row_lo), r + 8u < rows);
+    let v2 = load(base + split(r + 16u, p.row_div, p.row_hi, p.row_lo), r + 16u < rows);
+    let v3 = load(base + split(r + 24u, p.row_div, p.row_hi, p.row_lo), r + 24u < rows);
+    return vec4<f32>(v0, v1, v2, v3);
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn pack_a(
@@ -158,15 +167,11 @@ fn pack_a(
     }
     let s = a_slot(t);
     let base = p.offset + split(s.k, p.col_div, p.col_hi, p.col_lo);
-    let ok = s.k < p.cols;
-    for (var g = 0u; g < GROUP; g++) {
-        var v: vec4<f32>;
-        for (var j = 0u; j < 4u; j++) {
-            let r = s.first + g + j * 8u;
-            v[j] = load(base + split(r, p.row_div, p.row_hi, p.row_lo), ok && r < p.rows);
-        }
-        dst[s.at + g] = v;
-    }
+    let rows = select(0u, p.rows, s.k < p.cols);
+    dst[s.at] = strided_rows(base, s.first, rows);
+    dst[s.at + 1u] = strided_rows(base, s.first + 1u, rows);
+    dst[s.at + 2u] = strided_rows(base, s.first + 2u, rows);
+    dst[s.at + 3u] = strided_rows(base, s.first + 3u, rows);
 }
 
 // A column c of a strided view, as c = hi * col_div + lo.
@@ -218,7 +223,14 @@ fn pack_b(
 
 // The next four values of an im2col row (tap ky, kx of channel i) from pixel *q, column *c
 // on, stepping both.
-fn im2col_vec4(q: ptr<function, vec3<u32>>, c: ptr<function, u32>, i: u32, ky: u32, kx: u32, ok: bool) -> vec4<f32> {
+fn im2col_vec4(
+    q: ptr<function, vec3<u32>>,
+    c: ptr<function, u32>,
+    i: u32,
+    ky: u32,
+    kx: u32,
+    ok: bool,
+) -> vec4<f32> {
     let v0 = conv_input(i, ky, kx, *q, ok && *c < p.cols);
     *q = next(*q, p.out_h, p.out_w);
     let v1 = conv_input(i, ky, kx, *q, ok && *c + 1u < p.cols);
@@ -356,6 +368,16 @@ fn class_tap(k: u32) -> ClassTap {
     );
 }
 
+// Input channels i, i + 8, i + 16, i + 24 of a class's weight column at `base` (taps apart
+// per channel); channels from `rows` on are past the matrix.
+fn class_weight_rows(base: u32, i: u32, taps: u32, rows: u32) -> vec4<f32> {
+    let v0 = load(base + i * taps, i < rows);
+    let v1 = load(base + (i + 8u) * taps, i + 8u < rows);
+    let v2 = load(base + (i + 16u) * taps, i + 16u < rows);
+    let v3 = load(base + (i + 24u) * taps, i + 24u < rows);
+    return vec4<f32>(v0, v1, v2, v3);
+}
+
 // A of a class: w[o, i, ky, kx] at row i, column k = (j, o).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn pack_a_class(
@@ -371,28 +393,43 @@ fn pack_a_class(
     let tap = class_tap(s.k);
     let taps = p.kernel_h * p.kernel_w;
     let base = tap.o * p.channels * taps + tap.ky * p.kernel_w + tap.kx;
-    let ok = s.k < p.cols;
-    for (var g = 0u; g < GROUP; g++) {
-        var v: vec4<f32>;
-        for (var j = 0u; j < 4u; j++) {
-            let i = s.first + g + j * 8u;
-            v[j] = load(base + i * taps, ok && i < p.rows);
-        }
-        dst[s.at + g] = v;
-    }
+    let rows = select(0u, p.rows, s.k < p.cols);
+    dst[s.at] = class_weight_rows(base, s.first, taps, rows);
+    dst[s.at + 1u] = class_weight_rows(base, s.first + 1u, taps, rows);
+    dst[s.at + 2u] = class_weight_rows(base, s.first + 2u, taps, rows);
+    dst[s.at + 3u] = class_weight_rows(base, s.first + 3u, taps, rows);
 }
 
-fn class_value(q: ptr<function, vec3<u32>>, c: ptr<function, u32>, o: u32, dy_y: i32, dy_x: i32, ok: bool) -> f32 {
+// The class value at pixel *q, column *c (small-side channel o, tap offsets dy_y, dy_x), then
+// both stepped.
+fn class_value(
+    q: ptr<function, vec3<u32>>,
+    c: ptr<function, u32>,
+    o: u32,
+    dy_y: i32,
+    dy_x: i32,
+    ok: bool,
+) -> f32 {
     let oy = i32((*q).y) + dy_y;
     let ox = i32((*q).z) + dy_x;
-    let inside = ok && *c < p.cols && oy >= 0 && ox >= 0 && oy < i32(p.out_h) && ox < i32(p.out_w);
-    let at = ((((*q).x * p.out_channels + o) * p.out_h + u32(max(oy, 0))) * p.out_w) + u32(max(ox, 0));
+    let inside = ok && *c < p.cols && oy >= 0 && ox >= 0 && oy < i32(p.out_h)
+        && ox < i32(p.out_w);
+    let row = ((*q).x * p.out_channels + o) * p.out_h + u32(max(oy, 0));
+    let at = row * p.out_w + u32(max(ox, 0));
     *q = next(*q, p.qh, p.qw);
     *c += 1u;
     return load(at, inside);
 }
 
-fn class_vec4(q: ptr<function, vec3<u32>>, c: ptr<function, u32>, o: u32, dy_y: i32, dy_x: i32, ok: bool) -> vec4<f32> {
+// The next four class values from pixel *q, column *c on.
+fn class_vec4(
+    q: ptr<function, vec3<u32>>,
+    c: ptr<function, u32>,
+    o: u32,
+    dy_y: i32,
+    dy_x: i32,
+    ok: bool,
+) -> vec4<f32> {
     let v0 = class_value(q, c, o, dy_y, dy_x, ok);
     let v1 = class_value(q, c, o, dy_y, dy_x, ok);
     let v2 = class_value(q, c, o, dy_y, dy_x, ok);

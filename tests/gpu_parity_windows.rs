@@ -55,9 +55,11 @@ fn run_read(ctx: &GpuContext, plan: &Plan, t: &GpuTensor) -> Vec<f32> {
 
 /// (m, n, k): one partial block of everything; rows past a block and columns past two; a
 /// sum over eleven windows (three dispatches); products that prefer the transposed
-/// orientation; a short k over eight column blocks (five blocks in one dispatch, then three).
-const GEMM_SHAPES: [(usize, usize, usize); 6] = [
+/// orientation; a short k over eight column blocks (five blocks in one dispatch, then three);
+/// a sum continued in a second dispatch into columns that are not whole vec4s, with the bias.
+const GEMM_SHAPES: [(usize, usize, usize); 7] = [
     (33, 130, 129),
+    (33, 130, 700),
     (129, 257, 100),
     (40, 140, 1300),
     (300, 40, 70),
@@ -119,7 +121,8 @@ fn gemm_uniform_matches_cpu_reference() {
 
 /// The model's layers at batch 2 and 3, odd channel counts and sizes, a non-square kernel
 /// and stride, 'valid' padding, and one channel on the large side; then one-channel layers
-/// with enough pixels that their weight gradients run transposed on the windows.
+/// with enough pixels that their weight gradients run transposed on the windows; then a
+/// forward pass over 720 taps (two dispatches) into whole vec4 rows, with the bias.
 fn geometries() -> Vec<Conv2dGeometry> {
     vec![
         Conv2dGeometry::conv_same(2, 64, (14, 14), 128, (3, 3), (2, 2)),
@@ -131,6 +134,7 @@ fn geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_valid(2, 33, (12, 11), 50, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(8, 1, (28, 28), 64, (3, 3), (2, 2)),
         Conv2dGeometry::conv_same(4, 1, (16, 16), 64, (3, 3), (1, 1)),
+        Conv2dGeometry::conv_same(2, 80, (14, 14), 64, (3, 3), (1, 1)),
     ]
 }
 

@@ -124,3 +124,51 @@ fn roofline_params_and_workgroup_size_match_the_launcher() {
         );
     }
 }
+
+/// The value of the module-scope `const NAME: u32` called `name`, if there is one.
+fn u32_constant(module: &naga::Module, name: &str) -> Option<u32> {
+    module.constants.iter().find_map(|(_, c)| {
+        if c.name.as_deref() != Some(name) {
+            return None;
+        }
+        match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn pack_group_matches_the_launcher() {
+    let shader = Shader::Pack;
+    let module = parse(shader.name(), &shader.source());
+    assert_eq!(
+        u32_constant(&module, "GROUP").map(|v| v as usize),
+        Some(gan_gpu::gpu::ops::pack::GROUP),
+        "pack.wgsl GROUP must equal ops::pack::GROUP, which sizes the pack grids"
+    );
+}
+
+#[test]
+fn every_window_gemm_entry_point_the_launcher_names_exists() {
+    let shader = Shader::GemmUniform;
+    let module = parse(shader.name(), &shader.source());
+    let names: Vec<&str> = module
+        .entry_points
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let launched = gan_gpu::gpu::ops::gemm_uniform::entry_points();
+    assert_eq!(launched.len(), 12);
+    for entry in &launched {
+        assert!(
+            names.contains(&entry.as_str()),
+            "gemm_uniform.wgsl lacks {entry}"
+        );
+    }
+    assert_eq!(
+        names.len(),
+        launched.len(),
+        "gemm_uniform.wgsl has entry points no launcher uses"
+    );
+}

@@ -138,15 +138,16 @@ pub fn run(ctx: &GpuContext, config: &BenchConfig) -> Result<Report> {
     let timer = Timer::new(ctx, config.wall_clock)?;
     // The ceilings bracket the kernels: measured first and again last, each the faster of
     // the two, so a slow spell of a shared machine during one of them does not lower it.
-    let first = time_ceilings(ctx, &timer, config)?;
+    let first = time_ceilings(ctx, &timer, config, "measuring the ceilings")?;
     let timed = time_kernels(ctx, &timer, config, started)?;
-    section(started, "measuring the ceilings again");
-    let last = time_ceilings(ctx, &timer, config)?;
+    let last = time_ceilings(ctx, &timer, config, "measuring the ceilings again")?;
     let (ceilings, ceiling_kernels) = best_ceilings(first, last);
     let kernels = timed
         .into_iter()
-        .map(|(kernel, group, per_step, t, check)| {
-            KernelEntry::new(&kernel, &group, per_step, &t, check, &ceilings)
+        .map(|t| {
+            KernelEntry::new(
+                &t.kernel, &t.group, t.per_step, &t.timing, t.check, &ceilings,
+            )
         })
         .collect();
     let steps = measure_steps(ctx, config, started)?;
@@ -179,44 +180,65 @@ fn section(started: Instant, what: &str) {
     log::info!("{what} ({:.0} s in)", started.elapsed().as_secs_f64());
 }
 
-/// One timed ceiling kernel and its check.
-type TimedCeiling = (Kernel, Timing, check::Agreement);
+/// A kernel, checked and timed, not yet rated against the ceilings.
+#[derive(Clone, Copy)]
+struct Timed {
+    kernel: Kernel,
+    timing: Timing,
+    check: check::Agreement,
+}
 
-/// One measurement of the two ceiling kernels, peak multiply-adds and copy.
+/// One measurement of the two ceiling kernels, peak multiply-adds and copy, logged as `what`.
 fn time_ceilings(
     ctx: &GpuContext,
     timer: &Timer,
     config: &BenchConfig,
-) -> Result<[TimedCeiling; 2]> {
-    log::info!("measuring the ceilings ({})", timer.clock().describe());
+    what: &str,
+) -> Result<[Timed; 2]> {
+    log::info!("{what} ({})", timer.clock().describe());
     let [fma, copy] = ceiling_kernels(ctx, config.copy_bytes);
-    let (fma_t, fma_check) = check_and_time(ctx, timer, fma, config)?;
-    let (copy_t, copy_check) = check_and_time(ctx, timer, copy, config)?;
-    Ok([(fma, fma_t, fma_check), (copy, copy_t, copy_check)])
+    let time = |kernel: Kernel| -> Result<Timed> {
+        let (timing, check) = check_and_time(ctx, timer, kernel, config)?;
+        Ok(Timed {
+            kernel,
+            timing,
+            check,
+        })
+    };
+    Ok([time(fma)?, time(copy)?])
 }
 
 /// The ceilings from two measurements of each kernel: a ceiling is the best the device
 /// does, so the fastest sample of the faster measurement, not the typical one. The entries
 /// show the measurement each ceiling came from.
-fn best_ceilings(
-    first: [TimedCeiling; 2],
-    last: [TimedCeiling; 2],
-) -> (Ceilings, Vec<KernelEntry>) {
-    let faster = |a: TimedCeiling, b: TimedCeiling| if b.1.min_s < a.1.min_s { b } else { a };
-    let [fma, copy] = [0, 1].map(|i| faster(first[i], last[i]));
+fn best_ceilings(first: [Timed; 2], last: [Timed; 2]) -> (Ceilings, Vec<KernelEntry>) {
+    let faster = |a: Timed, b: Timed| {
+        if b.timing.min_s < a.timing.min_s {
+            b
+        } else {
+            a
+        }
+    };
+    let [fma, copy] = [faster(first[0], last[0]), faster(first[1], last[1])];
     let ceilings = Ceilings {
-        fma_gflops: fma.0.flops() as f64 / fma.1.min_s * 1e-9,
-        copy_gbs: copy.0.bytes() as f64 / copy.1.min_s * 1e-9,
+        fma_gflops: fma.kernel.flops() as f64 / fma.timing.min_s * 1e-9,
+        copy_gbs: copy.kernel.bytes() as f64 / copy.timing.min_s * 1e-9,
     };
     let entries = [fma, copy]
         .into_iter()
-        .map(|(kernel, t, check)| KernelEntry::new(&kernel, "ceiling", 0, &t, check, &ceilings))
+        .map(|t| KernelEntry::new(&t.kernel, "ceiling", 0, &t.timing, t.check, &ceilings))
         .collect();
     (ceilings, entries)
 }
 
-/// A timed kernel: the kernel, its group, its runs per training step, timing and check.
-type TimedKernel = (Kernel, String, usize, Timing, check::Agreement);
+/// A model kernel or square GEMM, timed: its group and runs per training step besides.
+struct TimedKernel {
+    kernel: Kernel,
+    group: String,
+    per_step: usize,
+    timing: Timing,
+    check: check::Agreement,
+}
 
 /// The model's kernels at each batch (grouped by launcher), then the square GEMMs.
 fn time_kernels(
@@ -249,11 +271,17 @@ fn time_kernels(
 
     let mut timed: Vec<TimedKernel> = Vec::new();
     for (kernel, group, per_step) in todo.into_iter().filter(|(k, ..)| config.selects(k)) {
-        if timed.last().is_none_or(|e| e.1 != group) {
+        if timed.last().is_none_or(|e| e.group != group) {
             section(started, &format!("timing the kernels of group '{group}'"));
         }
-        let (t, check) = check_and_time(ctx, timer, kernel, config)?;
-        timed.push((kernel, group, per_step, t, check));
+        let (timing, check) = check_and_time(ctx, timer, kernel, config)?;
+        timed.push(TimedKernel {
+            kernel,
+            group,
+            per_step,
+            timing,
+            check,
+        });
     }
     Ok(timed)
 }

@@ -119,6 +119,42 @@ pub enum Bias<'a> {
     PerColumn(&'a GpuTensor),
 }
 
+/// Which bias an entry point adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BiasKind {
+    Row,
+    Column,
+}
+
+/// The entry point for one way of reading and writing C (shaders/gemm_uniform.wgsl):
+/// `continues` the partial sums of an earlier dispatch or starts from zero, moves C as
+/// `vec4s` or one value at a time, and adds `bias` or none.
+pub fn entry_point(continues: bool, vec4s: bool, bias: Option<BiasKind>) -> String {
+    format!(
+        "gemm_uniform_{}_{}_{}_bias",
+        if continues { "continue" } else { "start" },
+        if vec4s { "vec4" } else { "scalar" },
+        match bias {
+            None => "no",
+            Some(BiasKind::Row) => "row",
+            Some(BiasKind::Column) => "column",
+        },
+    )
+}
+
+/// Every entry point [`gemm_uniform`] can launch.
+pub fn entry_points() -> Vec<String> {
+    let mut all = Vec::new();
+    for continues in [false, true] {
+        for vec4s in [false, true] {
+            for bias in [None, Some(BiasKind::Row), Some(BiasKind::Column)] {
+                all.push(entry_point(continues, vec4s, bias));
+            }
+        }
+    }
+    all
+}
+
 /// `C[m, n] = A · B (+ bias)` from packed operands, stored through `store` into `c`. One
 /// dispatch per block of rows, block of columns and group of [`WINDOWS`] windows of k (or,
 /// when k takes at most two windows, per block of rows and as many column blocks as the
@@ -134,7 +170,7 @@ pub fn gemm_uniform(
     c: &GpuTensor,
     store: &StoreView,
 ) -> Result<()> {
-    let op = "gemm_uniform:gemm_uniform";
+    let op = "gemm_uniform";
     if a.operand != Operand::A || b.operand != Operand::B || a.k != b.k || a.kc != b.kc {
         return Err(Error::ShapeMismatch {
             op: op.into(),
@@ -147,13 +183,21 @@ pub fn gemm_uniform(
         None => None,
         Some(Bias::PerRow(t)) => {
             super::expect_len(op, "bias", t, m)?;
-            Some(("row", t))
+            Some((BiasKind::Row, t))
         }
         Some(Bias::PerColumn(t)) => {
             super::expect_len(op, "bias", t, n)?;
-            Some(("column", t))
+            Some((BiasKind::Column, t))
         }
     };
+    // Both views of C are bound, the vec4 one needing at least one whole vec4.
+    if c.len < 4 {
+        return Err(Error::ShapeMismatch {
+            op: op.into(),
+            expected: "an output of at least 4 values".into(),
+            got: format!("{} values", c.len),
+        });
+    }
     // C moves as vec4s when its rows are whole, aligned vec4s and n is a multiple of 4, so
     // that each run of four columns is wholly in the matrix or wholly past it.
     let vec4s = store.whole_vec4s() && c.offset.is_multiple_of(16) && n.is_multiple_of(4);
@@ -197,7 +241,7 @@ pub fn gemm_uniform(
                     ..base
                 };
                 // The bias goes in with the last group of windows.
-                let bias = bias.filter(|_| first + count == a.windows);
+                let final_bias = bias.filter(|_| first + count == a.windows);
                 // Slot j * count + w: window first + w of column block col_block + j; unused
                 // slots repeat the last one used (never read).
                 let mut bindings: Vec<(u32, Bind)> = Vec::with_capacity(2 * WINDOWS + 3);
@@ -210,15 +254,13 @@ pub fn gemm_uniform(
                 // Every variant declares the bias and both views of C; a read-only buffer of
                 // the dispatch stands in for a missing bias (never read then).
                 let after_windows = 1 + 2 * WINDOWS as u32;
-                bindings.push((after_windows, bias.map_or(&a.buffer, |(_, t)| t).into()));
+                bindings.push((
+                    after_windows,
+                    final_bias.map_or(&a.buffer, |(_, t)| t).into(),
+                ));
                 bindings.push((after_windows + 1, c.into()));
                 bindings.push((after_windows + 2, c.into()));
-                let entry = format!(
-                    "gemm_uniform_{}_{}_{}_bias",
-                    if first > 0 { "continue" } else { "start" },
-                    if vec4s { "vec4" } else { "scalar" },
-                    bias.map_or("no", |(kind, _)| kind),
-                );
+                let entry = entry_point(first > 0, vec4s, final_bias.map(|(kind, _)| kind));
                 let grid = [row_groups, COLUMN_SLICES, u(blocks)?];
                 plan.push(ctx.dispatch(Shader::GemmUniform, &entry, &params, &bindings, grid)?);
             }

@@ -16,9 +16,11 @@ pub const MAX_KC: usize = 128;
 /// Invocations per workgroup of the pack kernels (`WORKGROUP_SIZE` in the WGSL).
 const WORKGROUP_SIZE: u64 = 256;
 
-/// vec4s one pack invocation writes (`GROUP` in the WGSL). A window's row holds a multiple
-/// of it: `BLOCK / 4` vec4s for B, 8 per 32 rows for A.
-const GROUP: usize = 4;
+/// vec4s one pack invocation writes (`GROUP` in the WGSL, whose entry points are written out
+/// for it). A window's row holds a multiple of it: `BLOCK / 4` vec4s for B, 8 per 32 rows
+/// for A.
+pub const GROUP: usize = 4;
+const _: () = assert!((BLOCK / 4).is_multiple_of(GROUP) && 8 % GROUP == 0);
 
 /// Window starts are kept on 256 bytes, the largest uniform offset alignment WebGPU allows.
 const WINDOW_ALIGN_VEC4S: usize = 16;
@@ -326,7 +328,6 @@ pub fn pack(
     params.k_vec4s = to_u32(op, k_vec4s)?;
     params.window_stride = to_u32(op, window_stride)?;
     params.total = to_u32(op, total)?;
-    debug_assert_eq!(k_vec4s % GROUP, 0);
     let invocations = (total / GROUP) as u64;
     let grid = ctx.grid(op, invocations.div_ceil(WORKGROUP_SIZE))?;
     let bindings = [(1, src.into()), (2, (&buffer).into())];
