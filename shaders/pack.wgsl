@@ -309,14 +309,7 @@ fn pack_b_im2col_transposed(
 // on are past the matrix.
 fn oihw_run(r: u32, q: vec3<u32>, rows: u32) -> vec4<f32> {
     var tap = pixel_of(r, p.kernel_h, p.kernel_w);
-    let v0 = conv_input(tap.x, tap.y, tap.z, q, r < rows);
-    tap = next(tap, p.kernel_h, p.kernel_w);
-    let v1 = conv_input(tap.x, tap.y, tap.z, q, r + 1u < rows);
-    tap = next(tap, p.kernel_h, p.kernel_w);
-    let v2 = conv_input(tap.x, tap.y, tap.z, q, r + 2u < rows);
-    tap = next(tap, p.kernel_h, p.kernel_w);
-    let v3 = conv_input(tap.x, tap.y, tap.z, q, r + 3u < rows);
-    return vec4<f32>(v0, v1, v2, v3);
+    return taps_vec4(&tap, q, select(0u, rows - r, r < rows));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
