@@ -11,14 +11,33 @@ use gan_gpu::train::{Trainer, sample_latents};
 
 use common::golden::assert_close;
 
-/// Weights after a few steps: summation order differs between the kernels and the loops, so
-/// gradients differ by ~1e-6 relative; Adam's first steps move each weight by about lr
-/// times the gradient's sign, which keeps those differences near 1e-6 of lr. The bound is
-/// the one the golden README gives for TensorFlow's two steps.
-const WEIGHT_RTOL: f32 = 1e-4;
-const WEIGHT_ATOL: f32 = 1e-5;
-/// Losses are means of a handful of softplus values computed from those weights.
-const LOSS_ATOL: f32 = 1e-5;
+/// The two sides sum in different orders, so they agree to about 1e-7 relative, and the
+/// weights after a few steps are a poorly conditioned function of the step's arithmetic in
+/// two places:
+/// - LeakyReLU's kink: where a pre-activation lies within rounding error of zero, one side
+///   may take slope 1 and the other 0.2. The forward value is continuous there, but every
+///   gradient through that unit jumps.
+/// - Biases that feed a BatchNorm: their true gradient is zero (the batch mean takes any
+///   constant out), so both sides compute rounding noise of either sign.
+///
+/// Adam scales each element's step by that element's own gradient history, so either can set
+/// an element's step anywhere within about one lr of the other side's. Over 45 seeds and both
+/// modes below, 24 of the 90 runs held such an element beyond the golden README's bound for
+/// TensorFlow's steps (rtol 1e-4, atol 1e-5). So the checks are ones that these cannot fail
+/// but a wrong mask, stream, step counter, mode or update, which changes every element, does.
+///
+/// The first step's losses (and accuracies) come before any update: they agree to rounding.
+const FIRST_LOSS_ATOL: f32 = 1e-5;
+/// Later losses follow weights that may differ as above: the worst difference measured over
+/// those seeds was 4.2e-5.
+const LATER_LOSS_ATOL: f32 = 2e-4;
+/// Each element of the weights stays within two Adam steps per step of the other side (in
+/// the first steps an element's update is at most about 1.06 lr)...
+const STEP_BOUND_LR: f32 = 2.2;
+/// ...and each model's change over the run, as one vector, agrees normwise:
+/// |dw_gpu - dw_cpu| <= CHANGE_RTOL |dw_cpu|. The worst ratio measured over those runs
+/// was 3.2e-2.
+const CHANGE_RTOL: f64 = 0.1;
 
 const BATCH: usize = 4;
 const STEPS: usize = 3;
@@ -61,27 +80,18 @@ fn check_parity(fake_bn: FakeBnMode) {
         gpu.step().expect("GPU step");
         let (c, g) = (cpu.metrics().unwrap(), gpu.metrics().unwrap());
         let label = format!("{fake_bn:?} step {step}");
-        assert_close(
-            &format!("{label} d_loss_real"),
-            &[g.d_loss_real],
-            &[c.d_loss_real],
-            0.0,
-            LOSS_ATOL,
-        );
-        assert_close(
-            &format!("{label} d_loss_fake"),
-            &[g.d_loss_fake],
-            &[c.d_loss_fake],
-            0.0,
-            LOSS_ATOL,
-        );
-        assert_close(
-            &format!("{label} g_loss"),
-            &[g.g_loss],
-            &[c.g_loss],
-            0.0,
-            LOSS_ATOL,
-        );
+        let atol = if step == 1 {
+            FIRST_LOSS_ATOL
+        } else {
+            LATER_LOSS_ATOL
+        };
+        for (what, got, want) in [
+            ("d_loss_real", g.d_loss_real, c.d_loss_real),
+            ("d_loss_fake", g.d_loss_fake, c.d_loss_fake),
+            ("g_loss", g.g_loss, c.g_loss),
+        ] {
+            assert_close(&format!("{label} {what}"), &[got], &[want], 0.0, atol);
+        }
         assert_eq!(
             (g.d_acc_real, g.d_acc_fake),
             (c.d_acc_real, c.d_acc_fake),
@@ -89,13 +99,26 @@ fn check_parity(fake_bn: FakeBnMode) {
         );
     }
     let (cw, gw) = (cpu.weights().unwrap(), gpu.weights().unwrap());
-    for ((spec, c), (_, g)) in cw.iter().zip(gw.iter()) {
-        assert_close(
-            &format!("{fake_bn:?} {}", spec.name),
-            g,
-            c,
-            WEIGHT_RTOL,
-            WEIGHT_ATOL,
+    let bound = STEP_BOUND_LR * cfg.adam.lr * STEPS as f32;
+    // Per model: squared distance between the two sides, squared length of the CPU's change.
+    let mut models: [(&str, f64, f64); 2] = [("g.", 0.0, 0.0), ("d.", 0.0, 0.0)];
+    for (((spec, c), (_, g)), (_, start)) in cw.iter().zip(gw.iter()).zip(weights.iter()) {
+        assert_close(&format!("{fake_bn:?} {}", spec.name), g, c, 0.0, bound);
+        let model = models
+            .iter_mut()
+            .find(|(prefix, ..)| spec.name.starts_with(prefix))
+            .expect("every parameter belongs to G or D");
+        for ((&g, &c), &s) in g.iter().zip(c).zip(start) {
+            model.1 += f64::from(g - c).powi(2);
+            model.2 += f64::from(c - s).powi(2);
+        }
+    }
+    for (prefix, apart, moved) in models {
+        let (apart, moved) = (apart.sqrt(), moved.sqrt());
+        assert!(
+            apart <= CHANGE_RTOL * moved,
+            "{fake_bn:?} {prefix}*: the GPU's change is {apart:e} (2-norm) from the CPU's, \
+             which is {moved:e} long"
         );
     }
 }
