@@ -1,6 +1,7 @@
 // Inverted dropout (philox.wgsl is prepended).
-//   mask:  mask[i] = 1 if (random_bits(seed, step, stream, i).x >> 8) >= threshold, else 0,
-//          bit for bit the CPU's `cpu::dropout_mask` (threshold = rng::dropout_threshold).
+//   mask:  mask[i] = 1 if (random_bits(seed, step, stream, i / 4)[i % 4] >> 8) >= threshold,
+//          else 0, bit for bit the CPU's `cpu::dropout_mask` (threshold =
+//          rng::dropout_threshold); an item is one Philox block of four elements.
 //   apply: y[i] = x[i] * mask[i] * scale, the forward pass and (with dy, dx) the backward;
 //          apply4 the same four values at a time, for lengths that are multiples of 4
 //          (memory-bound kernels on CPU drivers pay per load instruction more than per byte).
@@ -40,6 +41,13 @@ fn first_element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     return group * (WORKGROUP_SIZE * ELEMS_PER_INVOCATION) + lid;
 }
 
+// The four mask values of Philox block `block`.
+fn mask_block(block: u32) -> vec4<f32> {
+    let bits = random_bits(step.seed_lo, step.seed_hi, step.step, params.stream, block);
+    let keep = (bits >> vec4<u32>(8u)) >= vec4<u32>(params.threshold);
+    return select(vec4<f32>(0.0), vec4<f32>(1.0), keep);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn dropout_mask(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -48,10 +56,20 @@ fn dropout_mask(
 ) {
     let first = first_element(wg, groups, lid);
     for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
-        let i = first + k * WORKGROUP_SIZE;
+        let block = first + k * WORKGROUP_SIZE;
+        let i = block * 4u;
         if (i < params.n) {
-            let bits = random_bits(step.seed_lo, step.seed_hi, step.step, params.stream, i);
-            mask[i] = select(0.0, 1.0, (bits.x >> 8u) >= params.threshold);
+            let keep = mask_block(block);
+            mask[i] = keep.x;
+            if (i + 1u < params.n) {
+                mask[i + 1u] = keep.y;
+            }
+            if (i + 2u < params.n) {
+                mask[i + 2u] = keep.z;
+            }
+            if (i + 3u < params.n) {
+                mask[i + 3u] = keep.w;
+            }
         }
     }
 }

@@ -4,13 +4,16 @@ use super::check_len;
 use crate::rng::{dropout_threshold, random_bits};
 
 /// Fills `mask` (any shape, `len` elements) with 1.0 (keep) or 0.0 (drop). Element `i` is kept
-/// iff the top 24 bits of `random_bits(seed, step, stream, i)[0]` are at least
-/// `dropout_threshold(rate)`, i.e. with probability `1 - rate`.
+/// iff the top 24 bits of word `i % 4` of `random_bits(seed, step, stream, i / 4)` are at
+/// least `dropout_threshold(rate)`, i.e. with probability `1 - rate`: one Philox block gives
+/// four elements their words.
 pub fn dropout_mask(seed: u64, step: u32, stream: u32, rate: f64, mask: &mut [f32]) {
     let threshold = dropout_threshold(rate);
-    for (i, m) in mask.iter_mut().enumerate() {
-        let bits = random_bits(seed, step, stream, i as u32)[0];
-        *m = if bits >> 8 >= threshold { 1.0 } else { 0.0 };
+    for (block, chunk) in mask.chunks_mut(4).enumerate() {
+        let bits = random_bits(seed, step, stream, block as u32);
+        for (m, word) in chunk.iter_mut().zip(bits) {
+            *m = if word >> 8 >= threshold { 1.0 } else { 0.0 };
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Inverted dropout (`shaders/dropout.wgsl`); CPU twins in `crate::cpu::dropout`.
 
-use super::{elementwise_grid, expect_len, four_wide, to_u32};
+use super::{ELEMS_PER_WORKGROUP, elementwise_grid, expect_len, four_wide, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 use crate::rng::dropout_threshold;
@@ -22,9 +22,9 @@ struct Params {
 pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
 
 /// Fill `mask` (any shape) with 1.0 (keep) or 0.0 (drop): element `i` is kept iff
-/// `(random_bits(seed, step, stream, i)[0] >> 8) >= dropout_threshold(rate)`, with seed and
-/// step read from the `step` uniform ([`crate::shapes::StepConstants`]) when the plan runs.
-/// Bit-identical to `cpu::dropout_mask`.
+/// `(random_bits(seed, step, stream, i / 4)[i % 4] >> 8) >= dropout_threshold(rate)`, with
+/// seed and step read from the `step` uniform ([`crate::shapes::StepConstants`]) when the
+/// plan runs. Bit-identical to `cpu::dropout_mask`.
 pub fn dropout_mask(
     ctx: &GpuContext,
     plan: &mut Plan,
@@ -40,7 +40,11 @@ pub fn dropout_mask(
         threshold: dropout_threshold(rate),
         scale: 0.0,
     };
-    let grid = elementwise_grid(ctx, op, mask.len)?;
+    // One invocation item per Philox block of four elements; the kernel's element index
+    // (four per item, up to a workgroup past the end) must not wrap.
+    let blocks = mask.len.div_ceil(4);
+    to_u32(op, 4 * (blocks + ELEMS_PER_WORKGROUP as usize))?;
+    let grid = elementwise_grid(ctx, op, blocks)?;
     let bindings = [(1, step.into()), (2, mask.into())];
     plan.push(ctx.dispatch(Shader::Dropout, "dropout_mask", &params, &bindings, grid)?);
     Ok(())
