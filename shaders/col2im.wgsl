@@ -5,9 +5,17 @@
 //                      Z[(i, ky, kx), (n, oy, ox)]   (then + bias[i]),
 // where oy = (iy + PT - ky) / SH exactly: ky runs over (iy + PT) mod SH, + SH, ... (and
 // likewise along x), the taps of the pixel's phase class, so no tap is tested in vain.
-// Grid: chunks of WORKGROUP_SIZE * ELEMS_PER_INVOCATION elements of one plane (n, i), chunk
-// innermost, folded into y past the x limit. `div` is shaders/exact_div.wgsl: the launcher
-// checks that a plane's indices stay exact in f32.
+//   col2im:  grid of chunks of WORKGROUP_SIZE * ELEMS_PER_INVOCATION elements of one plane
+//            (n, i), chunk innermost, folded into y past the x limit.
+//   col2im4: for planes of a multiple of 4 pixels, four consecutive pixels of a plane per
+//            invocation, stored as one vec4; the grid covers dx's vec4s, folded likewise.
+//            Its tap loops run the same count in every invocation (the most taps any pixel
+//            has along each axis, `taps_y` x `taps_x`) and mask the taps a pixel lacks with
+//            a select, so CPU drivers, which run both sides of a branch that differs between
+//            invocations, run no masked loop trips; the taps are added in the same order, so
+//            it gives col2im's bits.
+// `div` and `div4` are shaders/exact_div.wgsl: the launcher checks that the indices they
+// divide stay exact in f32.
 
 const WORKGROUP_SIZE: u32 = 256u;
 const ELEMS_PER_INVOCATION: u32 = 2u;
@@ -27,14 +35,17 @@ struct Params {
     pad_left: u32,
     pixels: u32,    // columns of Z: batch * out_h * out_w
     has_bias: u32,
-    chunks: u32,    // workgroups per plane
+    chunks: u32,    // workgroups per plane (col2im)
     planes: u32,    // batch * channels
+    taps_y: u32,    // ceil(kernel_h / stride_h): most taps of a pixel along y (col2im4)
+    taps_x: u32,    // ceil(kernel_w / stride_w)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> z: array<f32>;              // [(i, ky, kx), (n, oy, ox)]
 @group(0) @binding(2) var<storage, read> bias: array<f32>;           // [I], or z when unused
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;       // [n, i, iy, ix]
+@group(0) @binding(4) var<storage, read_write> dx4: array<vec4<f32>>; // dx, for col2im4
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn col2im(
@@ -89,4 +100,55 @@ fn col2im(
         }
         dx[plane * plane_len + j] = acc + b;
     }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn col2im4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let plane_len = p.in_h * p.in_w;
+    let quads = plane_len / 4u;
+    let v = (wg.x + wg.y * groups.x) * WORKGROUP_SIZE + lid;
+    let plane = div(v, quads);
+    if plane >= p.planes {
+        return;
+    }
+    let n = div(plane, p.channels);
+    let i = plane - n * p.channels;
+
+    // The four pixels (iy, ix) and where their taps start: (iy + PT) = qy * SH + ky0.
+    let j = vec4<u32>(4u * (v - plane * quads)) + vec4<u32>(0u, 1u, 2u, 3u);
+    let iy = div4(j, p.in_w);
+    let ty = iy + p.pad_top;
+    let qy = div4(ty, p.stride_h);
+    let ky0 = ty - qy * p.stride_h;
+    let tx = j - iy * p.in_w + p.pad_left;
+    let qx = div4(tx, p.stride_w);
+    let kx0 = tx - qx * p.stride_w;
+
+    let tap_rows = i * p.kernel_h;
+    let sample_rows = n * p.out_h;
+    var acc = vec4<f32>(0.0);
+    for (var a = 0u; a < p.taps_y; a++) {
+        // Tap ky0 + a * SH reaches oy = qy - a; wrapped (negative) values fail the bound.
+        let ky = ky0 + a * p.stride_h;
+        let oy = qy - a;
+        let row_ok = ky < vec4<u32>(p.kernel_h) & oy < vec4<u32>(p.out_h);
+        let z_row = (tap_rows + ky) * p.kernel_w;
+        let pixel_row = (sample_rows + oy) * p.out_w;
+        for (var b = 0u; b < p.taps_x; b++) {
+            let kx = kx0 + b * p.stride_w;
+            let ox = qx - b;
+            let ok = row_ok & kx < vec4<u32>(p.kernel_w) & ox < vec4<u32>(p.out_w);
+            let at = select(vec4<u32>(0u), (z_row + kx) * p.pixels + pixel_row + ox, ok);
+            let taps = vec4<f32>(z[at.x], z[at.y], z[at.z], z[at.w]);
+            acc += select(vec4<f32>(0.0), taps, ok);
+        }
+    }
+    if p.has_bias == 1u {
+        acc += bias[i];
+    }
+    dx4[v] = acc;
 }

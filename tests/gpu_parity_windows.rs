@@ -122,7 +122,8 @@ fn gemm_uniform_matches_cpu_reference() {
 /// The model's layers at batch 2 and 3, odd channel counts and sizes, a non-square kernel
 /// and stride, 'valid' padding, and one channel on the large side; then one-channel layers
 /// with enough pixels that their weight gradients run transposed on the windows; then a
-/// forward pass over 720 taps (two dispatches) into whole vec4 rows, with the bias.
+/// forward pass over 720 taps (two dispatches) into whole vec4 rows, with the bias; then
+/// an input gradient by tap into planes of an odd number of pixels.
 fn geometries() -> Vec<Conv2dGeometry> {
     vec![
         Conv2dGeometry::conv_same(2, 64, (14, 14), 128, (3, 3), (2, 2)),
@@ -135,6 +136,7 @@ fn geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_same(8, 1, (28, 28), 64, (3, 3), (2, 2)),
         Conv2dGeometry::conv_same(4, 1, (16, 16), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(2, 80, (14, 14), 64, (3, 3), (1, 1)),
+        Conv2dGeometry::conv_same(8, 3, (21, 19), 40, (3, 3), (2, 2)),
     ]
 }
 
@@ -233,8 +235,21 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
     }
     // The shapes above must exercise the uniform path, not only the fallback, and the
     // input gradient by tap.
-    let (_, first) = passes(&ctx, &geometries()[0], 0);
-    assert!(first.iter().all(|r| r.windows && !r.by_tap), "{first:?}");
-    let by_tap = geometries().iter().any(|g| passes(&ctx, g, 0).1[1].by_tap);
-    assert!(by_tap, "no geometry took the input gradient by tap");
+    let routes: Vec<[Route; 3]> = geometries().iter().map(|g| passes(&ctx, g, 0).1).collect();
+    assert!(routes[0].iter().all(|r| r.windows), "{:?}", routes[0]);
+    assert!(
+        routes.iter().any(|r| r[1].windows && !r[1].by_tap),
+        "no geometry took the input gradient by phase class"
+    );
+    // By tap: planes of whole vec4s and not (col2im's two kernels).
+    for four_wide in [true, false] {
+        let by_tap = geometries()
+            .iter()
+            .zip(&routes)
+            .any(|(g, r)| r[1].by_tap && (g.in_h * g.in_w).is_multiple_of(4) == four_wide);
+        assert!(
+            by_tap,
+            "no geometry took the input gradient by tap (four wide: {four_wide})"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! `crate::cpu::conv2d_backward_input`, which the parity tests hold the two halves against.
 
 use super::pack::check_exact_f32;
-use super::{ELEMS_PER_WORKGROUP, expect_len, to_u32};
+use super::{ELEMS_PER_WORKGROUP, WORKGROUP_SIZE, expect_len, four_wide, to_u32};
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 use crate::shapes::Conv2dGeometry;
@@ -27,6 +27,8 @@ struct Params {
     has_bias: u32,
     chunks: u32,
     planes: u32,
+    taps_y: u32,
+    taps_x: u32,
 }
 
 pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
@@ -49,16 +51,31 @@ pub fn col2im(
         expect_len(op, "bias", b, g.in_channels)?;
     }
     let plane = g.in_h * g.in_w;
-    // Index arithmetic within a plane divides in f32; the rest stays in u32.
-    check_exact_f32(
-        op,
-        &[plane + g.pad_top + g.pad_left + ELEMS_PER_WORKGROUP as usize],
-    )?;
+    let planes = g.batch * g.in_channels;
+    // Planes of whole vec4s take the four-wide kernel, which divides its vec4 index (and the
+    // pixels within a plane) in f32; the rest the plain one, which divides within a plane.
+    let wide = four_wide(plane, &[dx]);
+    let groups = if wide {
+        let quads = dx.len / 4;
+        check_exact_f32(
+            op,
+            &[
+                quads + WORKGROUP_SIZE as usize,
+                plane + g.pad_top + g.pad_left,
+            ],
+        )?;
+        quads.div_ceil(WORKGROUP_SIZE as usize)
+    } else {
+        check_exact_f32(
+            op,
+            &[plane + g.pad_top + g.pad_left + ELEMS_PER_WORKGROUP as usize],
+        )?;
+        plane.div_ceil(ELEMS_PER_WORKGROUP as usize) * planes
+    };
     to_u32(op, z.len)?;
     to_u32(op, dx.len + ELEMS_PER_WORKGROUP as usize)?;
     let u = |v: usize| to_u32(op, v);
-    let chunks = plane.div_ceil(ELEMS_PER_WORKGROUP as usize);
-    let planes = g.batch * g.in_channels;
+    let (stride_h, stride_w) = (g.stride_h.max(1), g.stride_w.max(1));
     let params = Params {
         channels: u(g.in_channels)?,
         in_h: u(g.in_h)?,
@@ -67,17 +84,25 @@ pub fn col2im(
         out_w: u(g.out_w)?,
         kernel_h: u(g.kernel_h)?,
         kernel_w: u(g.kernel_w)?,
-        stride_h: u(g.stride_h.max(1))?,
-        stride_w: u(g.stride_w.max(1))?,
+        stride_h: u(stride_h)?,
+        stride_w: u(stride_w)?,
         pad_top: u(g.pad_top)?,
         pad_left: u(g.pad_left)?,
         pixels: u(pixels)?,
         has_bias: u32::from(bias.is_some()),
-        chunks: u(chunks)?,
+        chunks: u(plane.div_ceil(ELEMS_PER_WORKGROUP as usize))?,
         planes: u(planes)?,
+        taps_y: u(g.kernel_h.div_ceil(stride_h))?,
+        taps_x: u(g.kernel_w.div_ceil(stride_w))?,
     };
-    let grid = ctx.grid(op, (chunks * planes) as u64)?;
-    let bindings = [(1, z.into()), (2, bias.unwrap_or(z).into()), (3, dx.into())];
-    plan.push(ctx.dispatch(Shader::Col2im, "col2im", &params, &bindings, grid)?);
+    let grid = ctx.grid(op, groups as u64)?;
+    // dx is seen as f32s at binding 3 or as vec4s at binding 4.
+    let (entry, dx_binding) = if wide { ("col2im4", 4) } else { ("col2im", 3) };
+    let bindings = [
+        (1, z.into()),
+        (2, bias.unwrap_or(z).into()),
+        (dx_binding, dx.into()),
+    ];
+    plan.push(ctx.dispatch(Shader::Col2im, entry, &params, &bindings, grid)?);
     Ok(())
 }
