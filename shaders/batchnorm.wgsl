@@ -1,9 +1,9 @@
 // Batch normalisation over NCHW data viewed as [n, c, p] (p = h * w), statistics per channel
 // over its n * p values (Keras 2's fused kernel: biased variance to normalise, unbiased
 // variance into the running average).
-//   forward_train_stats: one workgroup per channel. Two passes over the channel: the mean,
-//       then the mean of squared deviations (never negative, no cancellation). Writes
-//       save_mean / save_var (biased) and updates the running statistics.
+//   forward_train_stats: one workgroup per channel, one sweep over it (sums of the values
+//       shifted by the channel's first, see finish_stats). Writes save_mean / save_var
+//       (biased) and updates the running statistics.
 //   normalize:           y = gamma * (x - mean) / sqrt(var + eps) + beta, with the batch
 //       statistics (training) or the running ones (inference).
 //   backward_reduce:     one workgroup per channel: dbeta = sum dy, dgamma = sum dy * xhat.
@@ -79,6 +79,19 @@ fn store_grads(lid: u32, ch: u32, total: vec2<f32>) {
     }
 }
 
+// The mean and biased variance from one sweep over the channel, as sums of d = x - shift and
+// of d * d with shift the channel's first value: mean = shift + E[d], variance = E[d^2] -
+// E[d]^2. A second sweep for the squared deviations would read the channel again, and these
+// kernels are bound by their loads. Shifting by a value of the channel keeps E[d]^2 near the
+// variance rather than near mean^2 (the cancellation of the plain sum of squares): the
+// rounding error is that of the sums times 1 + (mean - shift)^2 / variance, small unless the
+// first value lies many standard deviations out.
+fn finish_stats(lid: u32, ch: u32, shift: f32, sums: vec2<f32>) {
+    let moments = workgroup_sum(lid, sums) / f32(params.n * params.p);
+    let variance = max(moments.y - moments.x * moments.x, 0.0);
+    store_stats(lid, ch, shift + moments.x, variance);
+}
+
 @compute @workgroup_size(REDUCTION_SIZE)
 fn forward_train_stats(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -90,47 +103,28 @@ fn forward_train_stats(
     if (ch >= params.c) {
         return;
     }
-    let countf = f32(params.n * params.p);
+    let shift = x[ch * params.p];
     let seg = segment(lid, params.n * params.p);
-    let start = walk_from(seg.first, LANE_GROUP, params.p, params.c);
 
-    // Pass 1: mean.
-    var sum = 0.0;
-    var w = start;
+    // (sum d, sum d * d) in one sweep.
+    var sums = vec2<f32>(0.0);
+    var w = walk_from(seg.first, LANE_GROUP, params.p, params.c);
     var j = seg.first;
     for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
         let i0 = walk_index(w, ch);
         walk_next(&w);
         let i1 = walk_index(w, ch);
         walk_next(&w);
-        sum = (sum + x[i0]) + x[i1];
+        let d0 = x[i0] - shift;
+        let d1 = x[i1] - shift;
+        sums = (sums + vec2<f32>(d0, d0 * d0)) + vec2<f32>(d1, d1 * d1);
     }
     for (; j < seg.end; j += LANE_GROUP) {
-        sum += x[walk_index(w, ch)];
+        let d = x[walk_index(w, ch)] - shift;
+        sums += vec2<f32>(d, d * d);
         walk_next(&w);
     }
-    let mean = workgroup_sum(lid, vec2<f32>(sum, 0.0)).x / countf;
-
-    // Pass 2: biased variance as the mean of squared deviations.
-    var squares = 0.0;
-    w = start;
-    j = seg.first;
-    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
-        let i0 = walk_index(w, ch);
-        walk_next(&w);
-        let i1 = walk_index(w, ch);
-        walk_next(&w);
-        let d0 = x[i0] - mean;
-        let d1 = x[i1] - mean;
-        squares = (squares + d0 * d0) + d1 * d1;
-    }
-    for (; j < seg.end; j += LANE_GROUP) {
-        let d = x[walk_index(w, ch)] - mean;
-        squares += d * d;
-        walk_next(&w);
-    }
-    let variance = workgroup_sum(lid, vec2<f32>(squares, 0.0)).x / countf;
-    store_stats(lid, ch, mean, variance);
+    finish_stats(lid, ch, shift, sums);
 }
 
 @compute @workgroup_size(REDUCTION_SIZE)
@@ -143,45 +137,30 @@ fn forward_train_stats4(
     if (ch >= params.c) {
         return;
     }
-    let countf = f32(params.n * params.p);
+    let shift = x4[ch * (params.p / 4u)].x;
     let seg = segment(lid, params.n * (params.p / 4u));
-    let start = walk_from(seg.first, LANE_GROUP, params.p / 4u, params.c);
 
     var sum = vec4<f32>(0.0);
-    var w = start;
+    var squares = vec4<f32>(0.0);
+    var w = walk_from(seg.first, LANE_GROUP, params.p / 4u, params.c);
     var j = seg.first;
     for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
         let i0 = walk_index(w, ch);
         walk_next(&w);
         let i1 = walk_index(w, ch);
         walk_next(&w);
-        sum = (sum + x4[i0]) + x4[i1];
-    }
-    for (; j < seg.end; j += LANE_GROUP) {
-        sum += x4[walk_index(w, ch)];
-        walk_next(&w);
-    }
-    let mean = workgroup_sum(lid, vec2<f32>(hsum(sum), 0.0)).x / countf;
-
-    var squares = vec4<f32>(0.0);
-    w = start;
-    j = seg.first;
-    for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
-        let i0 = walk_index(w, ch);
-        walk_next(&w);
-        let i1 = walk_index(w, ch);
-        walk_next(&w);
-        let d0 = x4[i0] - mean;
-        let d1 = x4[i1] - mean;
+        let d0 = x4[i0] - shift;
+        let d1 = x4[i1] - shift;
+        sum = (sum + d0) + d1;
         squares = (squares + d0 * d0) + d1 * d1;
     }
     for (; j < seg.end; j += LANE_GROUP) {
-        let d = x4[walk_index(w, ch)] - mean;
+        let d = x4[walk_index(w, ch)] - shift;
+        sum += d;
         squares += d * d;
         walk_next(&w);
     }
-    let variance = workgroup_sum(lid, vec2<f32>(hsum(squares), 0.0)).x / countf;
-    store_stats(lid, ch, mean, variance);
+    finish_stats(lid, ch, shift, vec2<f32>(hsum(sum), hsum(squares)));
 }
 
 @compute @workgroup_size(REDUCTION_SIZE)

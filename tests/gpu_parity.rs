@@ -370,7 +370,8 @@ fn batchnorm_forward_train_matches_cpu_reference() {
     let Some(ctx) = context() else { return };
     for (n, c, p) in CHANNEL_SHAPES {
         let s = bn_shape(n, c, p);
-        // A mean far from 0 exercises the two-pass variance.
+        // A mean far from 0, where a plain sum of squares would cancel, exercises the
+        // shifted sums of the variance.
         let x = uniform(12, s.len(), 2.0, 6.0);
         let gamma = uniform(13, c, 0.5, 1.5);
         let beta = uniform(14, c, -0.5, 0.5);

@@ -124,7 +124,7 @@ fn normalize(
     Ok(())
 }
 
-/// Training-mode forward: batch mean and biased variance per channel (two passes) into
+/// Training-mode forward: batch mean and biased variance per channel (one sweep) into
 /// `save_mean` / `save_var`, running statistics updated in place (unbiased variance), then
 /// `y` normalised with the batch statistics. Two dispatches.
 #[allow(clippy::too_many_arguments)]
