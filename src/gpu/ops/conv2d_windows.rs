@@ -109,13 +109,18 @@ pub(super) fn backward_input(
     bias: Option<&GpuTensor>,
     dx: &GpuTensor,
 ) -> Result<bool> {
-    if 2 * g.in_channels <= g.out_channels {
-        Ok(backward_input_by_tap(ctx, plan, g, dy, w, bias, dx)?
-            || backward_input_by_class(ctx, plan, g, dy, w, bias, dx)?)
-    } else {
-        Ok(backward_input_by_class(ctx, plan, g, dy, w, bias, dx)?
-            || backward_input_by_tap(ctx, plan, g, dy, w, bias, dx)?)
+    let taps_first = 2 * g.in_channels <= g.out_channels;
+    for by_tap in [taps_first, !taps_first] {
+        let taken = if by_tap {
+            backward_input_by_tap(ctx, plan, g, dy, w, bias, dx)?
+        } else {
+            backward_input_by_class(ctx, plan, g, dy, w, bias, dx)?
+        };
+        if taken {
+            return Ok(true);
+        }
     }
+    Ok(false)
 }
 
 /// The input gradient as `Z = W^T dy`, a row per tap `(i, ky, kx)` and a column per
