@@ -10,7 +10,9 @@
 //   backward_dx:         dx = gamma / sqrt(var + eps)
 //                             * (dy - dbeta / count - xhat * dgamma / count).
 // Each has a twin with the suffix 4 that moves four values per load, for p a multiple of 4
-// (a channel's values of one sample are then p / 4 whole, aligned vec4s). Memory-bound
+// (a channel's values of one sample are then p / 4 whole, aligned vec4s), and one with the
+// suffix _grouped that moves four values of a group of four channels per load, for c a
+// multiple of 4 and p not (see "channel groups" below). Memory-bound
 // kernels on CPU drivers pay per load instruction more than per byte, and a GPU moves
 // 16-byte words as cheaply as 4-byte ones.
 //
@@ -331,6 +333,215 @@ fn backward_dx4(
             let i = walk_index(w, ch);
             let xhat = (x4[i] - mean) * inv_std;
             dx4[i] = scale * (dy4[i] - dbeta_mean - xhat * dgamma_mean);
+        }
+        walk_next(&w);
+    }
+}
+
+// ---- channel groups -------------------------------------------------------------------------
+// For c a multiple of 4 and p not: four consecutive channels of one sample are 4 * p values
+// from a multiple of 4, p whole vec4s, so the tensor is [n, c / 4, p] vec4s. Component k of
+// vec4 q of a group belongs to the group's channel (4q + k) / p, which grows by at most one
+// from one component to the next. The element-wise kernels pick each component's
+// per-channel values from the group's four; the reductions, one workgroup per group, keep a
+// sum per channel and add each component into its channel's.
+
+// The group's channel of each component of vec4 q: (4q + k) / p, without dividing.
+fn group_channels(q: u32) -> vec4<u32> {
+    let at = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+    let p = params.p;
+    return vec4<u32>(at >= vec4<u32>(p)) + vec4<u32>(at >= vec4<u32>(2u * p))
+        + vec4<u32>(at >= vec4<u32>(3u * p));
+}
+
+// Component k of the result is v[which[k]].
+fn pick(v: vec4<f32>, which: vec4<u32>) -> vec4<f32> {
+    let low = select(vec4<f32>(v.x), vec4<f32>(v.y), which >= vec4<u32>(1u));
+    let high = select(vec4<f32>(v.z), vec4<f32>(v.w), which >= vec4<u32>(3u));
+    return select(low, high, which >= vec4<u32>(2u));
+}
+
+// Component k of the result is v[k] where channel[k] == c, else 0.
+fn only(v: vec4<f32>, channel: vec4<u32>, c: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), v, channel == vec4<u32>(c));
+}
+
+// A per-channel tensor's values for the four channels of group g.
+fn group_gamma(g: u32) -> vec4<f32> {
+    return vec4<f32>(gamma[4u * g], gamma[4u * g + 1u], gamma[4u * g + 2u], gamma[4u * g + 3u]);
+}
+
+fn group_beta(g: u32) -> vec4<f32> {
+    return vec4<f32>(beta[4u * g], beta[4u * g + 1u], beta[4u * g + 2u], beta[4u * g + 3u]);
+}
+
+fn group_mean(g: u32) -> vec4<f32> {
+    let c = 4u * g;
+    return vec4<f32>(mean_in[c], mean_in[c + 1u], mean_in[c + 2u], mean_in[c + 3u]);
+}
+
+fn group_inv_std(g: u32) -> vec4<f32> {
+    let c = 4u * g;
+    let variance = vec4<f32>(var_in[c], var_in[c + 1u], var_in[c + 2u], var_in[c + 3u]);
+    return 1.0 / sqrt(variance + params.epsilon);
+}
+
+fn group_dgamma(g: u32) -> vec4<f32> {
+    let c = 4u * g;
+    return vec4<f32>(dgamma_in[c], dgamma_in[c + 1u], dgamma_in[c + 2u], dgamma_in[c + 3u]);
+}
+
+fn group_dbeta(g: u32) -> vec4<f32> {
+    let c = 4u * g;
+    return vec4<f32>(dbeta_in[c], dbeta_in[c + 1u], dbeta_in[c + 2u], dbeta_in[c + 3u]);
+}
+
+// The first value of each of group g's channels (sample 0, position 0): the statistics'
+// shifts, see finish_stats.
+fn group_shifts(g: u32) -> vec4<f32> {
+    var s: vec4<f32>;
+    for (var k = 0u; k < 4u; k++) {
+        let at = (4u * g + k) * params.p;
+        s[k] = x4[at / 4u][at % 4u];
+    }
+    return s;
+}
+
+@compute @workgroup_size(REDUCTION_SIZE)
+fn forward_train_stats_grouped(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = reduction_channel(wg, groups);
+    if (g >= params.c / 4u) {
+        return;
+    }
+    let shift = group_shifts(g);
+    let seg = segment(lid, params.n * params.p);
+
+    // Per channel of the group: sum of d = x - shift, and of d * d.
+    var sum0 = vec4<f32>(0.0);
+    var sum1 = vec4<f32>(0.0);
+    var sum2 = vec4<f32>(0.0);
+    var sum3 = vec4<f32>(0.0);
+    var sq0 = vec4<f32>(0.0);
+    var sq1 = vec4<f32>(0.0);
+    var sq2 = vec4<f32>(0.0);
+    var sq3 = vec4<f32>(0.0);
+    var w = walk_from(seg.first, LANE_GROUP, params.p, params.c / 4u);
+    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+        let channel = group_channels(w.q);
+        let d = x4[walk_index(w, g)] - pick(shift, channel);
+        let dd = d * d;
+        sum0 += only(d, channel, 0u);
+        sum1 += only(d, channel, 1u);
+        sum2 += only(d, channel, 2u);
+        sum3 += only(d, channel, 3u);
+        sq0 += only(dd, channel, 0u);
+        sq1 += only(dd, channel, 1u);
+        sq2 += only(dd, channel, 2u);
+        sq3 += only(dd, channel, 3u);
+        walk_next(&w);
+    }
+    finish_stats(lid, 4u * g, shift.x, vec2<f32>(hsum(sum0), hsum(sq0)));
+    finish_stats(lid, 4u * g + 1u, shift.y, vec2<f32>(hsum(sum1), hsum(sq1)));
+    finish_stats(lid, 4u * g + 2u, shift.z, vec2<f32>(hsum(sum2), hsum(sq2)));
+    finish_stats(lid, 4u * g + 3u, shift.w, vec2<f32>(hsum(sum3), hsum(sq3)));
+}
+
+@compute @workgroup_size(REDUCTION_SIZE)
+fn backward_reduce_grouped(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = reduction_channel(wg, groups);
+    if (g >= params.c / 4u) {
+        return;
+    }
+    let mean = group_mean(g);
+    let inv_std = group_inv_std(g);
+    let seg = segment(lid, params.n * params.p);
+
+    // Per channel of the group: sum of dy, and of dy * xhat.
+    var dy0 = vec4<f32>(0.0);
+    var dy1 = vec4<f32>(0.0);
+    var dy2 = vec4<f32>(0.0);
+    var dy3 = vec4<f32>(0.0);
+    var dyx0 = vec4<f32>(0.0);
+    var dyx1 = vec4<f32>(0.0);
+    var dyx2 = vec4<f32>(0.0);
+    var dyx3 = vec4<f32>(0.0);
+    var w = walk_from(seg.first, LANE_GROUP, params.p, params.c / 4u);
+    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+        let channel = group_channels(w.q);
+        let i = walk_index(w, g);
+        let gv = dy4[i];
+        let gx = gv * (x4[i] - pick(mean, channel)) * pick(inv_std, channel);
+        dy0 += only(gv, channel, 0u);
+        dy1 += only(gv, channel, 1u);
+        dy2 += only(gv, channel, 2u);
+        dy3 += only(gv, channel, 3u);
+        dyx0 += only(gx, channel, 0u);
+        dyx1 += only(gx, channel, 1u);
+        dyx2 += only(gx, channel, 2u);
+        dyx3 += only(gx, channel, 3u);
+        walk_next(&w);
+    }
+    store_grads(lid, 4u * g, workgroup_sum(lid, vec2<f32>(hsum(dy0), hsum(dyx0))));
+    store_grads(lid, 4u * g + 1u, workgroup_sum(lid, vec2<f32>(hsum(dy1), hsum(dyx1))));
+    store_grads(lid, 4u * g + 2u, workgroup_sum(lid, vec2<f32>(hsum(dy2), hsum(dyx2))));
+    store_grads(lid, 4u * g + 3u, workgroup_sum(lid, vec2<f32>(hsum(dy3), hsum(dyx3))));
+}
+
+// Grid: x = chunk of WORKGROUP_SIZE * CHUNK_PER_INVOCATION vec4s of a group, y = group.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn normalize_grouped(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wg.y;
+    let items = params.n * params.p;
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let gamma4 = group_gamma(g);
+    let mean = group_mean(g);
+    let inv_std = group_inv_std(g);
+    let beta4 = group_beta(g);
+    var w = walk_from(first, WORKGROUP_SIZE, params.p, params.c / 4u);
+    for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
+        if (first + k * WORKGROUP_SIZE < items) {
+            let channel = group_channels(w.q);
+            let i = walk_index(w, g);
+            y4[i] = pick(gamma4, channel) * (x4[i] - pick(mean, channel))
+                * pick(inv_std, channel) + pick(beta4, channel);
+        }
+        walk_next(&w);
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn backward_dx_grouped(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = wg.y;
+    let items = params.n * params.p;
+    let countf = f32(params.n * params.p);
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let mean = group_mean(g);
+    let inv_std = group_inv_std(g);
+    let scale = group_gamma(g) * inv_std;
+    let dbeta_mean = group_dbeta(g) / countf;
+    let dgamma_mean = group_dgamma(g) / countf;
+    var w = walk_from(first, WORKGROUP_SIZE, params.p, params.c / 4u);
+    for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
+        if (first + k * WORKGROUP_SIZE < items) {
+            let channel = group_channels(w.q);
+            let i = walk_index(w, g);
+            let xhat = (x4[i] - pick(mean, channel)) * pick(inv_std, channel);
+            dx4[i] = pick(scale, channel)
+                * (dy4[i] - pick(dbeta_mean, channel) - xhat * pick(dgamma_mean, channel));
         }
         walk_next(&w);
     }

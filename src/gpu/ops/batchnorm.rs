@@ -31,37 +31,82 @@ pub(crate) const PARAMS_SIZE: usize = std::mem::size_of::<Params>();
 /// handles (`CHUNK_PER_INVOCATION` in the WGSL).
 const CHUNK_PER_INVOCATION: u32 = 8;
 
-/// The entry point, plain or four wide (`{name}4`). The `*4` kernels, which move four
-/// values per load, need every row of `p` values on a 16-byte boundary: `four_wide(s.p, ..)`.
-fn entry(name: &str, wide: bool) -> String {
-    if wide {
-        format!("{name}4")
-    } else {
-        name.to_string()
+/// How a kernel walks a channel's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Width {
+    /// One value per load.
+    Scalar,
+    /// Four values of one channel per load (`{name}4`): every row of `p` values on a 16-byte
+    /// boundary, `four_wide(s.p, ..)`.
+    Four,
+    /// Four values of a group of four channels per load (`{name}_grouped`), for `c` a
+    /// multiple of 4 and `p` not: a group's `4 p` values of one sample are then whole vec4s.
+    Groups,
+}
+
+impl Width {
+    fn of(s: &BatchNormShape, tensors: &[&GpuTensor]) -> Width {
+        if four_wide(s.p, tensors) {
+            Width::Four
+        } else if four_wide(4 * s.p, tensors) && s.c.is_multiple_of(4) {
+            Width::Groups
+        } else {
+            Width::Scalar
+        }
+    }
+
+    /// The kernel's entry point.
+    fn entry(self, name: &str) -> String {
+        match self {
+            Width::Scalar => name.to_string(),
+            Width::Four => format!("{name}4"),
+            Width::Groups => format!("{name}_grouped"),
+        }
+    }
+
+    /// The binding of a data tensor: the vec4 views sit at bindings 17 to 20 for x, y, dy
+    /// and dx (1, 10, 11 and 16).
+    fn binding(self, binding: u32) -> u32 {
+        match (self, binding) {
+            (Width::Scalar, _) => binding,
+            (_, 1) => 17,
+            (_, 10) => 18,
+            (_, 11) => 19,
+            (_, 16) => 20,
+            _ => binding,
+        }
+    }
+
+    /// Items (f32s or vec4s) of one channel, or of one group, and how many channels or
+    /// groups.
+    fn items_and_rows(self, s: &BatchNormShape) -> (usize, usize) {
+        match self {
+            Width::Scalar => (s.n * s.p, s.c),
+            Width::Four => (s.n * s.p / 4, s.c),
+            Width::Groups => (s.n * s.p, s.c / 4),
+        }
     }
 }
 
-/// The binding of a data tensor, plain or four wide: the vec4 views sit at bindings 17 to 20
-/// for x, y, dy and dx (1, 10, 11 and 16).
-fn data_binding(binding: u32, wide: bool) -> u32 {
-    match (wide, binding) {
-        (true, 1) => 17,
-        (true, 10) => 18,
-        (true, 11) => 19,
-        (true, 16) => 20,
-        _ => binding,
-    }
-}
-
-/// The grid of the element-wise kernels: x = chunk of one channel's `n * p` values (or
-/// `n * p / 4` vec4s), y = channel, so every invocation reads the per-channel values once.
-/// The dispatch checks both against the device's per-dimension limit.
-fn channel_chunk_grid(op: &str, s: &BatchNormShape, wide: bool) -> Result<[u32; 3]> {
-    let items = if wide { s.n * s.p / 4 } else { s.n * s.p };
+/// The grid of the element-wise kernels: x = chunk of one channel's (or group's) items,
+/// y = channel (or group), so every invocation reads the per-channel values once. The
+/// dispatch checks both against the device's per-dimension limit.
+fn channel_chunk_grid(op: &str, s: &BatchNormShape, width: Width) -> Result<[u32; 3]> {
+    let (items, rows) = width.items_and_rows(s);
     let chunk = (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) as usize;
     // Headroom so the last chunk's `first index + k * WORKGROUP_SIZE` cannot wrap.
     to_u32(op, items + chunk)?;
-    Ok([to_u32(op, items.div_ceil(chunk))?, to_u32(op, s.c)?, 1])
+    Ok([to_u32(op, items.div_ceil(chunk))?, to_u32(op, rows)?, 1])
+}
+
+/// The grid of the reductions: one workgroup per channel (or group).
+fn reduction_grid(
+    ctx: &GpuContext,
+    op: &str,
+    s: &BatchNormShape,
+    width: Width,
+) -> Result<[u32; 3]> {
+    ctx.grid(op, width.items_and_rows(s).1 as u64)
 }
 
 fn params(op: &str, s: &BatchNormShape) -> Result<Params> {
@@ -112,14 +157,14 @@ fn normalize(
         (9, var.into()),
         (10, y.into()),
     ];
-    let wide = four_wide(s.p, &[x, y]);
-    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
+    let width = Width::of(s, &[x, y]);
+    let bindings = bindings.map(|(b, t)| (width.binding(b), t));
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        &entry("normalize", wide),
+        &width.entry("normalize"),
         &params(op, s)?,
         &bindings,
-        channel_chunk_grid(op, s, wide)?,
+        channel_chunk_grid(op, s, width)?,
     )?);
     Ok(())
 }
@@ -160,16 +205,16 @@ pub fn batchnorm_forward_train(
         (6, save_mean.into()),
         (7, save_var.into()),
     ];
-    let wide = four_wide(s.p, &[x]);
-    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
-    let grid = ctx.grid(op, s.c as u64)?;
+    // The statistics kernel reads x; the normalisation takes its own width from x and y.
+    let width = Width::of(s, &[x]);
+    let bindings = bindings.map(|(b, t)| (width.binding(b), t));
     let params = params(op, s)?;
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        &entry("forward_train_stats", wide),
+        &width.entry("forward_train_stats"),
         &params,
         &bindings,
-        grid,
+        reduction_grid(ctx, op, s, width)?,
     )?);
 
     // Normalise with them.
@@ -239,7 +284,7 @@ pub fn batchnorm_backward(
     ];
     expect_lens(op, s, &[("x", x), ("dy", dy), ("dx", dx)], &per_channel)?;
     let params = params(op, s)?;
-    let wide = four_wide(s.p, &[x, dy, dx]);
+    let width = Width::of(s, &[x, dy, dx]);
 
     // Reductions: one workgroup per channel.
     let bindings = [
@@ -250,14 +295,13 @@ pub fn batchnorm_backward(
         (12, dgamma.into()),
         (13, dbeta.into()),
     ];
-    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
-    let grid = ctx.grid(op, s.c as u64)?;
+    let bindings = bindings.map(|(b, t)| (width.binding(b), t));
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        &entry("backward_reduce", wide),
+        &width.entry("backward_reduce"),
         &params,
         &bindings,
-        grid,
+        reduction_grid(ctx, op, s, width)?,
     )?);
 
     // Input gradient, element-wise.
@@ -271,13 +315,13 @@ pub fn batchnorm_backward(
         (15, dbeta.into()),
         (16, dx.into()),
     ];
-    let bindings = bindings.map(|(b, t)| (data_binding(b, wide), t));
+    let bindings = bindings.map(|(b, t)| (width.binding(b), t));
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        &entry("backward_dx", wide),
+        &width.entry("backward_dx"),
         &params,
         &bindings,
-        channel_chunk_grid(op, s, wide)?,
+        channel_chunk_grid(op, s, width)?,
     )?);
     Ok(())
 }

@@ -62,11 +62,13 @@ pub const WORKGROUP_SIZE: u32 = 256;
 pub const REDUCTION_WORKGROUP_SIZE: u32 = 64;
 
 /// Entry points that are per-channel reductions, sized [`REDUCTION_WORKGROUP_SIZE`].
-pub const PER_CHANNEL_REDUCTIONS: [&str; 6] = [
+pub const PER_CHANNEL_REDUCTIONS: [&str; 8] = [
     "forward_train_stats",
     "forward_train_stats4",
+    "forward_train_stats_grouped",
     "backward_reduce",
     "backward_reduce4",
+    "backward_reduce_grouped",
     "backward_tree",
     "backward_tree4",
 ];
