@@ -138,7 +138,7 @@ pub(super) fn build(b: &mut Builder<'_>, kernel: &Kernel) -> Result<()> {
 }
 
 fn batchnorm_forward_train(b: &mut Builder<'_>, s: &BatchNormShape) -> Result<()> {
-    // A mean away from 0 exercises the two-pass variance.
+    // A mean away from 0 exercises the shifted sums of the variance.
     let x = b.values(s.len(), -1.0, 3.0);
     let (gamma, beta) = (b.values(s.c, 0.5, 1.5), b.values(s.c, -0.5, 0.5));
     let (mut rm, mut rv) = (b.values(s.c, -0.1, 0.1), b.values(s.c, 0.5, 1.5));
