@@ -18,6 +18,8 @@
 // at a time.
 @group(0) @binding(7) var<storage, read> src4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> out4: array<vec4<f32>>;
+// dy four values at a time, for the weight gradient (which reads x through src4).
+@group(0) @binding(9) var<storage, read> dy4: array<vec4<f32>>;
 
 // Vec4s of an output row one invocation computes.
 const SPAN: u32 = 4u;
@@ -134,4 +136,124 @@ fn backward_input_single(
         -1, i32(p.pad_top), i32(p.pad_left),
     );
     single_channel((wid.x + wid.y * nwg.x) * WG + lane, sizes);
+}
+
+// The weight gradient of a one-channel input at stride 1 (the generator's last layer, a
+// transposed convolution into one channel, takes it: its weight gradient is that of the
+// convolution from that channel):
+//   dw[o, 0, ky, kx] = sum over (n, oy, ox) of dy[n, o, oy, ox] * x[n, 0, oy + ky - PT, ox + kx - PL]
+// Invocation (n, o) walks the rows of dy[n, o] four values at a time and keeps one sum per
+// tap (kernels of at most KSIZE_SINGLE x KSIZE_SINGLE). For each of the KH source rows, the
+// x values at ox + s for a tap's shift s = kx - PL come from the aligned vec4s before, at and
+// after dy's, carried from one step to the next, so a step loads one vec4 of dy and one of
+// each source row. It writes sample n's sums to chunk n of the partial sums, which
+// backward_weight_reduce adds in sample order.
+const KSIZE_SINGLE: u32 = 3u;
+
+fn hsum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// The four x values from s (-4 ..= 4) past the start of `cur`.
+fn window(prev: vec4<f32>, cur: vec4<f32>, next: vec4<f32>, s: i32) -> vec4<f32> {
+    if s < 0 {
+        return shift(prev, cur, s + 4);
+    }
+    if s < 4 {
+        return shift(cur, next, s);
+    }
+    return next;
+}
+
+// The three vec4s around vec4 j of a source row, slid one step along it.
+struct Slide {
+    prev: vec4<f32>,
+    cur: vec4<f32>,
+    next: vec4<f32>,
+}
+
+fn slide_start(row: u32, row_ok: bool, width4: u32) -> Slide {
+    return Slide(vec4<f32>(), vec4<f32>(), row_vec4(row, row_ok, 0, width4));
+}
+
+fn slide_next(s: Slide, row: u32, row_ok: bool, j: u32, width4: u32) -> Slide {
+    return Slide(s.cur, s.next, row_vec4(row, row_ok, i32(j) + 1, width4));
+}
+
+// The source row of kernel row ky for output row oy: its first vec4 and whether it exists.
+fn source_row(n: u32, oy: u32, ky: u32, width4: u32) -> vec2<u32> {
+    let iy = i32(oy + ky) - i32(p.pad_top);
+    let ok = ky < p.kernel_h && iy >= 0 && iy < i32(p.in_h);
+    return vec2<u32>((n * p.in_h + u32(max(iy, 0))) * width4, u32(ok));
+}
+
+// The sums of one kernel row's three taps, one step further.
+struct TapRow {
+    t0: vec4<f32>,
+    t1: vec4<f32>,
+    t2: vec4<f32>,
+}
+
+fn add_taps(acc: TapRow, d: vec4<f32>, s: Slide, s0: i32) -> TapRow {
+    return TapRow(
+        acc.t0 + d * window(s.prev, s.cur, s.next, s0),
+        acc.t1 + d * window(s.prev, s.cur, s.next, s0 + 1),
+        acc.t2 + d * window(s.prev, s.cur, s.next, s0 + 2),
+    );
+}
+
+// part[n, o, 0, ky, kx] at n * weight_len + (o * KH + ky) * KW + kx, for the row's taps.
+fn store_taps(base: u32, ky: u32, acc: TapRow) {
+    if ky >= p.kernel_h {
+        return;
+    }
+    let at = base + ky * p.kernel_w;
+    out[at] = hsum4(acc.t0);
+    if p.kernel_w > 1u { out[at + 1u] = hsum4(acc.t1); }
+    if p.kernel_w > 2u { out[at + 2u] = hsum4(acc.t2); }
+}
+
+@compute @workgroup_size(WG)
+fn backward_weight_single(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * WG + lane;
+    if id >= p.batch * p.out_channels {
+        return;
+    }
+    let o = id % p.out_channels;
+    let n = id / p.out_channels;
+    let in_w4 = p.in_w / 4u;
+    let out_w4 = p.out_w / 4u;
+    let s0 = -i32(p.pad_left);
+
+    var acc0 = TapRow(vec4<f32>(), vec4<f32>(), vec4<f32>());
+    var acc1 = acc0;
+    var acc2 = acc0;
+    var dy_at = id * p.out_h * out_w4;
+    for (var oy = 0u; oy < p.out_h; oy++) {
+        let r0 = source_row(n, oy, 0u, in_w4);
+        let r1 = source_row(n, oy, 1u, in_w4);
+        let r2 = source_row(n, oy, 2u, in_w4);
+        var x0 = slide_start(r0.x, r0.y == 1u, in_w4);
+        var x1 = slide_start(r1.x, r1.y == 1u, in_w4);
+        var x2 = slide_start(r2.x, r2.y == 1u, in_w4);
+        for (var j = 0u; j < out_w4; j++) {
+            x0 = slide_next(x0, r0.x, r0.y == 1u, j, in_w4);
+            x1 = slide_next(x1, r1.x, r1.y == 1u, j, in_w4);
+            x2 = slide_next(x2, r2.x, r2.y == 1u, j, in_w4);
+            let d = dy4[dy_at + j];
+            acc0 = add_taps(acc0, d, x0, s0);
+            acc1 = add_taps(acc1, d, x1, s0);
+            acc2 = add_taps(acc2, d, x2, s0);
+        }
+        dy_at += out_w4;
+    }
+
+    let base = n * p.weight_len + o * p.kernel_h * p.kernel_w;
+    store_taps(base, 0u, acc0);
+    store_taps(base, 1u, acc1);
+    store_taps(base, 2u, acc2);
 }

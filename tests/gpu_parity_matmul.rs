@@ -223,9 +223,12 @@ fn conv_geometries() -> Vec<Conv2dGeometry> {
         // One output channel at stride 1, rows of whole vec4s: the single-channel kernel,
         // with every shift modulo 4 (5x5 'same') and a row of 3 vec4s.
         Conv2dGeometry::conv_same(2, 3, (8, 12), 1, (5, 5), (1, 1)),
-        // One input channel at stride 1 over enough pixels for the weight gradient to take
-        // the uniform windows, transposed.
+        // One input channel at stride 1, rows of whole vec4s: the weight gradient's
+        // single-channel kernel, with a 3x3 kernel, a 3x2 one (no left padding, two columns
+        // of taps) and a 2x3 one (two rows of taps).
         Conv2dGeometry::conv_same(12, 1, (16, 16), 64, (3, 3), (1, 1)),
+        Conv2dGeometry::conv_same(3, 1, (8, 12), 5, (3, 2), (1, 1)),
+        Conv2dGeometry::conv_same(2, 1, (6, 8), 3, (2, 3), (1, 1)),
     ]
 }
 

@@ -60,7 +60,7 @@ pub(super) struct Params {
     tiles: u32,
     /// Weight gradient: pixels summed per chunk, and the chunk count.
     chunk_len: u32,
-    chunks: u32,
+    pub(super) chunks: u32,
     /// Elements of the weight.
     weight_len: u32,
 }
@@ -375,6 +375,9 @@ pub(crate) fn backward_weight_impl(
         return Ok(());
     }
 
+    if single::backward_weight(ctx, plan, op, g, params, x.1, dy.1, dw)? {
+        return Ok(());
+    }
     if windows::backward_weight(ctx, plan, g, x.1, dy.1, dw)? {
         return Ok(());
     }

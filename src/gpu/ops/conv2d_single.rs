@@ -2,6 +2,8 @@
 //! (`shaders/conv2d_single.wgsl`): the forward pass into one channel and the input gradient
 //! of a one-channel input, for stride 1 and rows of whole vec4s. Same sums in the same order
 //! as the general direct kernels of `conv2d.wgsl`, which the callers fall back to otherwise.
+//! Also the weight gradient of a one-channel input, summed per sample and then over the
+//! samples in order (not the general kernels' order).
 
 use super::conv2d::Params;
 use super::to_u32;
@@ -14,6 +16,10 @@ const WORKGROUP_SIZE: u64 = 64;
 
 /// Vec4s of an output row one invocation computes (`SPAN` in the WGSL).
 const SPAN: usize = 4;
+
+/// Most kernel rows and columns of the single-channel weight gradient (`KSIZE_SINGLE` in the
+/// WGSL), which keeps a sum per tap.
+const KSIZE_SINGLE: usize = 3;
 
 /// Which pass: the forward one writes `y` from `x`, the input gradient `dx` from `dy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,5 +81,66 @@ pub(super) fn dispatch(
         (8, out.into()),
     ];
     plan.push(ctx.dispatch(Shader::Conv2dSingle, entry, &params, &bindings, grid)?);
+    Ok(true)
+}
+
+/// The weight gradient of a one-channel input at stride 1 with rows of whole vec4s and at
+/// most 3 x 3 taps: one invocation per (sample, output channel) writes that sample's sums into
+/// `partial` (`batch` chunks of the weight, allocated by the caller), and
+/// `backward_weight_reduce` adds the chunks in sample order into `dw`. Returns `false`
+/// (nothing added) when the shape does not fit.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_weight(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    op: &str,
+    g: &Conv2dGeometry,
+    mut params: Params,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    dw: &GpuTensor,
+) -> Result<bool> {
+    let fits = g.in_channels == 1
+        && g.stride_h == 1
+        && g.stride_w == 1
+        && g.kernel_h <= KSIZE_SINGLE
+        && g.kernel_w <= KSIZE_SINGLE
+        // Tap shifts kx - PL within one vec4 either side.
+        && g.pad_left <= 4
+        && g.in_w.is_multiple_of(4)
+        && g.out_w.is_multiple_of(4)
+        && [x, dy].iter().all(|t| t.offset.is_multiple_of(16));
+    if !fits {
+        return Ok(false);
+    }
+    let invocations = g.batch * g.out_channels;
+    let partial_len = g.batch * g.weight_len();
+    to_u32(op, invocations)?;
+    to_u32(op, partial_len)?;
+    params.chunks = to_u32(op, g.batch)?;
+    // Made once, with the plan.
+    let partial = ctx.storage(
+        "conv2d:backward_weight partial sums per sample",
+        partial_len,
+    );
+    let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
+    let bindings = [(7, x.into()), (9, dy.into()), (5, (&partial).into())];
+    plan.push(ctx.dispatch(
+        Shader::Conv2dSingle,
+        "backward_weight_single",
+        &params,
+        &bindings,
+        grid,
+    )?);
+
+    let grid = ctx.grid(op, (g.weight_len() as u64).div_ceil(WORKGROUP_SIZE))?;
+    let bindings = [(6, (&partial).into()), (5, dw.into())];
+    plan.push(ctx.dispatch(
+        Shader::Conv2d,
+        "backward_weight_reduce",
+        &params,
+        &bindings,
+        grid,
+    )?);
     Ok(true)
 }
