@@ -9,10 +9,12 @@
 // would leave all but one of them idle. Here an invocation owns SPAN vec4s of an output row
 // (4 * SPAN pixels from a multiple of 4) and reads its source row four values at a time: the
 // values at x + s .. x + s + 3 for a tap's shift s come from the two aligned vec4s around
-// them, since s mod 4 is the same for every invocation, and SPAN + 1 loads serve SPAN
-// outputs. Every output sums its terms in the general kernels' order (taps (ky, kx) outside,
-// channels inside, zeros where the window leaves the source), so the two give the same bits.
-// The launcher checks the conditions (src/gpu/ops/conv2d_single.rs).
+// them, since s mod 4 is the same for every invocation. Per kernel row and channel, the
+// SPAN + 2 vec4s around the outputs' serve every kernel column (shifts of at most 4 either
+// way). Each output sums kernel rows, then channels, then kernel columns (zeros where the
+// window leaves the source): not the general kernels' order (taps outside, channels inside),
+// which would load each source row once per kernel column. The launcher checks the
+// conditions (src/gpu/ops/conv2d_single.rs).
 
 // The source (x of the forward pass, dy of the input gradient) and the output, four values
 // at a time.
@@ -54,6 +56,18 @@ fn shift(lo: vec4<f32>, hi: vec4<f32>, r: i32) -> vec4<f32> {
     }
 }
 
+// The four values from s (-4 ..= 4) past the start of `cur`, with `prev` before it and
+// `next` after it.
+fn window(prev: vec4<f32>, cur: vec4<f32>, next: vec4<f32>, s: i32) -> vec4<f32> {
+    if s < 0 {
+        return shift(prev, cur, s + 4);
+    }
+    if s < 4 {
+        return shift(cur, next, s);
+    }
+    return next;
+}
+
 fn single_channel(id: u32, sizes: Sizes) {
     // SPAN vec4s of one output row per invocation.
     let spans = (sizes.out_w4 + SPAN - 1u) / SPAN;
@@ -75,30 +89,28 @@ fn single_channel(id: u32, sizes: Sizes) {
     for (var ky = 0u; ky < p.kernel_h; ky++) {
         let sy = i32(y) + sizes.dir * i32(ky) + sizes.offset_y;
         let row_ok = sy >= 0 && sy < i32(sizes.src_h);
-        let row0 = (n * sizes.channels * sizes.src_h + u32(max(sy, 0))) * sizes.src_w4;
-        for (var kx = 0u; kx < p.kernel_w; kx++) {
-            // Source columns x + s for output column x: vec4s from col4 + q on, r into the
-            // first (r the same for every invocation).
-            let s = sizes.dir * i32(kx) + sizes.offset_x;
-            let q = s >> 2u;
-            let r = s - q * 4;
-            let at = i32(col4) + q;
-            var row = row0;
-            var wk = ky * p.kernel_w + kx;
-            for (var c = 0u; c < sizes.channels; c++) {
-                let v0 = row_vec4(row, row_ok, at, sizes.src_w4);
-                let v1 = row_vec4(row, row_ok, at + 1, sizes.src_w4);
-                let v2 = row_vec4(row, row_ok, at + 2, sizes.src_w4);
-                let v3 = row_vec4(row, row_ok, at + 3, sizes.src_w4);
-                let v4 = row_vec4(row, row_ok && r != 0, at + 4, sizes.src_w4);
-                let wv = w[wk];
-                acc0 += wv * shift(v0, v1, r);
-                acc1 += wv * shift(v1, v2, r);
-                acc2 += wv * shift(v2, v3, r);
-                acc3 += wv * shift(v3, v4, r);
-                row += src_plane4;
-                wk += taps;  // w[0, i, ky, kx] forward, w[o, 0, ky, kx] backward
+        var row = (n * sizes.channels * sizes.src_h + u32(max(sy, 0))) * sizes.src_w4;
+        var wk = ky * p.kernel_w;
+        for (var c = 0u; c < sizes.channels; c++) {
+            // The source vec4s around the outputs': source columns x + s for output column
+            // x, with |s| <= 4 (the launcher checks), lie in them.
+            let at = i32(col4);
+            let v0 = row_vec4(row, row_ok, at - 1, sizes.src_w4);
+            let v1 = row_vec4(row, row_ok, at, sizes.src_w4);
+            let v2 = row_vec4(row, row_ok, at + 1, sizes.src_w4);
+            let v3 = row_vec4(row, row_ok, at + 2, sizes.src_w4);
+            let v4 = row_vec4(row, row_ok, at + 3, sizes.src_w4);
+            let v5 = row_vec4(row, row_ok, at + 4, sizes.src_w4);
+            for (var kx = 0u; kx < p.kernel_w; kx++) {
+                let s = sizes.dir * i32(kx) + sizes.offset_x;
+                let wv = w[wk + kx];
+                acc0 += wv * window(v0, v1, v2, s);
+                acc1 += wv * window(v1, v2, v3, s);
+                acc2 += wv * window(v2, v3, v4, s);
+                acc3 += wv * window(v3, v4, v5, s);
             }
+            row += src_plane4;
+            wk += taps;  // w[0, i, ky, kx] forward, w[o, 0, ky, kx] backward
         }
     }
     var b = 0.0;
@@ -152,17 +164,6 @@ const KSIZE_SINGLE: u32 = 3u;
 
 fn hsum4(v: vec4<f32>) -> f32 {
     return (v.x + v.y) + (v.z + v.w);
-}
-
-// The four x values from s (-4 ..= 4) past the start of `cur`.
-fn window(prev: vec4<f32>, cur: vec4<f32>, next: vec4<f32>, s: i32) -> vec4<f32> {
-    if s < 0 {
-        return shift(prev, cur, s + 4);
-    }
-    if s < 4 {
-        return shift(cur, next, s);
-    }
-    return next;
 }
 
 // The three vec4s around vec4 j of a source row, slid one step along it.

@@ -240,6 +240,9 @@ fn transpose_geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::transpose_same(2, 128, (7, 7), 128, (3, 3), (2, 2)),
         Conv2dGeometry::transpose_same(2, 128, (14, 14), 64, (3, 3), (2, 2)),
         Conv2dGeometry::transpose_same(2, 64, (28, 28), 1, (3, 3), (1, 1)),
+        // The generator's last layer at the model's batch: the weight gradient's samples
+        // times channels span several workgroups.
+        Conv2dGeometry::transpose_same(32, 64, (28, 28), 1, (3, 3), (1, 1)),
         Conv2dGeometry::transpose_same(1, 1, (5, 5), 1, (3, 3), (2, 2)),
         Conv2dGeometry::transpose_same(2, 3, (3, 5), 4, (3, 3), (2, 2)),
         Conv2dGeometry::transpose_same(2, 3, (4, 5), 2, (3, 2), (2, 1)),

@@ -1,9 +1,9 @@
 //! Convolution passes with a single output channel, four pixels at a time
 //! (`shaders/conv2d_single.wgsl`): the forward pass into one channel and the input gradient
-//! of a one-channel input, for stride 1 and rows of whole vec4s. Same sums in the same order
-//! as the general direct kernels of `conv2d.wgsl`, which the callers fall back to otherwise.
-//! Also the weight gradient of a one-channel input, summed per sample and then over the
-//! samples in order (not the general kernels' order).
+//! of a one-channel input, for stride 1, rows of whole vec4s and tap shifts of at most 4
+//! columns; and the weight gradient of a one-channel input, summed per sample and then over
+//! the samples in order. The callers fall back to the general kernels of `conv2d.wgsl`
+//! otherwise, whose sums run in another order (so the last bits differ).
 
 use super::conv2d::Params;
 use super::to_u32;
@@ -29,13 +29,17 @@ pub(super) enum Pass {
 }
 
 /// Whether the single-channel kernel computes `pass` of `g`: one output channel, stride 1,
-/// source and output rows of whole vec4s, and every tensor bound at a 16-byte offset.
+/// source and output rows of whole vec4s, source columns at most 4 from their output's
+/// (the kernel reads one vec4 either side), and every tensor bound at a 16-byte offset.
 fn applies(pass: Pass, g: &Conv2dGeometry, tensors: &[&GpuTensor]) -> bool {
-    let channels = match pass {
-        Pass::Forward => g.out_channels,
-        Pass::BackwardInput => g.in_channels,
+    let (kw, pl) = (g.kernel_w as i64, g.pad_left as i64);
+    let (channels, shifts) = match pass {
+        Pass::Forward => (g.out_channels, (-pl, kw - 1 - pl)),
+        Pass::BackwardInput => (g.in_channels, (pl - (kw - 1), pl)),
     };
     channels == 1
+        && shifts.0 >= -4
+        && shifts.1 <= 4
         && g.stride_h == 1
         && g.stride_w == 1
         && g.in_w.is_multiple_of(4)
