@@ -35,6 +35,13 @@ struct Params {
     p: u32,         // values per channel and sample (h * w)
     momentum: f32,  // running = momentum * running + (1 - momentum) * batch statistic
     epsilon: f32,   // added to the variance before the square root
+    // The element-wise kernels' layout of a chunk: invocation l takes items first + l *
+    // lane_step + k * item_step, k < CHUNK_PER_INVOCATION. GPUs want neighbouring invocations
+    // at neighbouring items (lane_step 1, item_step WORKGROUP_SIZE); CPU drivers, which run
+    // one lane group through its loop before the next, stream through memory when each
+    // invocation's items are consecutive (lane_step CHUNK_PER_INVOCATION, item_step 1).
+    lane_step: u32,
+    item_step: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -251,14 +258,14 @@ fn normalize(
 ) {
     let ch = wg.y;
     let items = params.n * params.p;
-    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let g = gamma[ch];
     let mean = mean_in[ch];
     let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
     let b = beta[ch];
-    var w = walk_from(first, WORKGROUP_SIZE, params.p, params.c);
+    var w = walk_from(first, params.item_step, params.p, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
-        if (first + k * WORKGROUP_SIZE < items) {
+        if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
             y[i] = g * (x[i] - mean) * inv_std + b;
         }
@@ -273,14 +280,14 @@ fn normalize4(
 ) {
     let ch = wg.y;
     let items = params.n * (params.p / 4u);
-    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let g = gamma[ch];
     let mean = mean_in[ch];
     let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
     let b = beta[ch];
-    var w = walk_from(first, WORKGROUP_SIZE, params.p / 4u, params.c);
+    var w = walk_from(first, params.item_step, params.p / 4u, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
-        if (first + k * WORKGROUP_SIZE < items) {
+        if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
             y4[i] = g * (x4[i] - mean) * inv_std + b;
         }
@@ -296,15 +303,15 @@ fn backward_dx(
     let ch = wg.y;
     let items = params.n * params.p;
     let countf = f32(items);
-    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let mean = mean_in[ch];
     let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
     let scale = gamma[ch] * inv_std;
     let dbeta_mean = dbeta_in[ch] / countf;
     let dgamma_mean = dgamma_in[ch] / countf;
-    var w = walk_from(first, WORKGROUP_SIZE, params.p, params.c);
+    var w = walk_from(first, params.item_step, params.p, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
-        if (first + k * WORKGROUP_SIZE < items) {
+        if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
             let xhat = (x[i] - mean) * inv_std;
             dx[i] = scale * (dy[i] - dbeta_mean - xhat * dgamma_mean);
@@ -321,15 +328,15 @@ fn backward_dx4(
     let ch = wg.y;
     let items = params.n * (params.p / 4u);
     let countf = f32(params.n * params.p);
-    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let mean = mean_in[ch];
     let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
     let scale = gamma[ch] * inv_std;
     let dbeta_mean = dbeta_in[ch] / countf;
     let dgamma_mean = dgamma_in[ch] / countf;
-    var w = walk_from(first, WORKGROUP_SIZE, params.p / 4u, params.c);
+    var w = walk_from(first, params.item_step, params.p / 4u, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
-        if (first + k * WORKGROUP_SIZE < items) {
+        if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
             let xhat = (x4[i] - mean) * inv_std;
             dx4[i] = scale * (dy4[i] - dbeta_mean - xhat * dgamma_mean);
@@ -504,14 +511,14 @@ fn normalize_grouped(
 ) {
     let g = wg.y;
     let items = params.n * params.p;
-    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let gamma4 = group_gamma(g);
     let mean = group_mean(g);
     let inv_std = group_inv_std(g);
     let beta4 = group_beta(g);
-    var w = walk_from(first, WORKGROUP_SIZE, params.p, params.c / 4u);
+    var w = walk_from(first, params.item_step, params.p, params.c / 4u);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
-        if (first + k * WORKGROUP_SIZE < items) {
+        if (first + k * params.item_step < items) {
             let channel = group_channels(w.q);
             let i = walk_index(w, g);
             y4[i] = pick(gamma4, channel) * (x4[i] - pick(mean, channel))
@@ -529,15 +536,15 @@ fn backward_dx_grouped(
     let g = wg.y;
     let items = params.n * params.p;
     let countf = f32(params.n * params.p);
-    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid;
+    let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let mean = group_mean(g);
     let inv_std = group_inv_std(g);
     let scale = group_gamma(g) * inv_std;
     let dbeta_mean = group_dbeta(g) / countf;
     let dgamma_mean = group_dgamma(g) / countf;
-    var w = walk_from(first, WORKGROUP_SIZE, params.p, params.c / 4u);
+    var w = walk_from(first, params.item_step, params.p, params.c / 4u);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
-        if (first + k * WORKGROUP_SIZE < items) {
+        if (first + k * params.item_step < items) {
             let channel = group_channels(w.q);
             let i = walk_index(w, g);
             let xhat = (x4[i] - pick(mean, channel)) * pick(inv_std, channel);

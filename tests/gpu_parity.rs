@@ -306,7 +306,7 @@ fn elementwise_op_folds_its_grid_past_the_workgroup_limit() {
 
 /// (n, c, p) for per-channel ops: batch 1, one channel, the serial path (n * p < the
 /// workgroup size: dense-layer biases), the tree path with a ragged last round.
-const CHANNEL_SHAPES: [(usize, usize, usize); 12] = [
+const CHANNEL_SHAPES: [(usize, usize, usize); 14] = [
     (1, 1, 1),
     (1, 1, 7),
     (2, 3, 5),
@@ -322,6 +322,9 @@ const CHANNEL_SHAPES: [(usize, usize, usize); 12] = [
     (1, 2, 8),
     (33, 3, 16),
     (5, 2, 196),
+    // Channels longer than one chunk of the element-wise grid, four and one value per load.
+    (48, 4, 196),
+    (40, 3, 97),
 ];
 
 #[test]
