@@ -416,13 +416,27 @@ pub(crate) fn backward_weight_impl(
     let bindings = [(1, x.1.into()), (4, dy.1.into()), (5, (&partial).into())];
     plan.push(ctx.dispatch(shader, &entry, &params, &bindings, grid)?);
 
+    push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)
+}
+
+/// `dw[e] = sum over chunks c, in order, of partial[c * weight_len + e]`, `params.chunks`
+/// chunks (`backward_weight_reduce`).
+pub(super) fn push_weight_reduce(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    op: &str,
+    g: &Conv2dGeometry,
+    params: &Params,
+    partial: &GpuTensor,
+    dw: &GpuTensor,
+) -> Result<()> {
     let groups = (g.weight_len() as u64).div_ceil(CONV_WORKGROUP_SIZE as u64);
     let grid = ctx.grid(op, groups)?;
-    let bindings: [(u32, Bind); 2] = [(6, (&partial).into()), (5, dw.into())];
+    let bindings: [(u32, Bind); 2] = [(6, partial.into()), (5, dw.into())];
     plan.push(ctx.dispatch(
         Shader::Conv2d,
         "backward_weight_reduce",
-        &params,
+        params,
         &bindings,
         grid,
     )?);

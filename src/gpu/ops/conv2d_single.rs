@@ -5,7 +5,7 @@
 //! the samples in order. The callers fall back to the general kernels of `conv2d.wgsl`
 //! otherwise, whose sums run in another order (so the last bits differ).
 
-use super::conv2d::Params;
+use super::conv2d::{Params, push_weight_reduce};
 use super::to_u32;
 use crate::error::Result;
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
@@ -136,15 +136,6 @@ pub(super) fn backward_weight(
         &bindings,
         grid,
     )?);
-
-    let grid = ctx.grid(op, (g.weight_len() as u64).div_ceil(WORKGROUP_SIZE))?;
-    let bindings = [(6, (&partial).into()), (5, dw.into())];
-    plan.push(ctx.dispatch(
-        Shader::Conv2d,
-        "backward_weight_reduce",
-        &params,
-        &bindings,
-        grid,
-    )?);
+    push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)?;
     Ok(true)
 }
