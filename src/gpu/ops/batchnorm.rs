@@ -81,6 +81,14 @@ impl Width {
         }
     }
 
+    /// Bytes of one sample's contiguous run of a channel, or of a group of four.
+    fn run_bytes(self, s: &BatchNormShape) -> usize {
+        match self {
+            Width::Scalar | Width::Four => 4 * s.p,
+            Width::Groups => 16 * s.p,
+        }
+    }
+
     /// Items (f32s or vec4s) of one channel, or of one group, and how many channels or
     /// groups.
     fn items_and_rows(self, s: &BatchNormShape) -> (usize, usize) {
@@ -117,15 +125,17 @@ fn reduction_grid(
 /// element-wise kernels of the CPU drivers' kernel set give each invocation consecutive items.
 const SHORT_RUN_BYTES: usize = 1024;
 
-fn params(ctx: &GpuContext, op: &str, s: &BatchNormShape) -> Result<Params> {
+/// The kernels' parameters, with the element-wise layout for `width`, the width of the
+/// dispatch they go with.
+fn params(ctx: &GpuContext, op: &str, s: &BatchNormShape, width: Width) -> Result<Params> {
     to_u32(op, s.len())?;
     // Neighbouring items across invocations, as GPUs coalesce them; but consecutive items per
     // invocation on the CPU drivers' kernel set when a channel's runs are short, so that the
     // memory is streamed rather than visited a piece of each of many runs at a time (at batch
     // 256 on lavapipe the 14 x 14 channels' normalisation ran about 1.5x faster, the 28 x 28
     // ones' about 10% slower).
-    let run_bytes = 4 * s.p * if s.p.is_multiple_of(4) { 1 } else { 4 };
-    let consecutive = ctx.kernel_set() == KernelSet::UniformWindows && run_bytes < SHORT_RUN_BYTES;
+    let consecutive =
+        ctx.kernel_set() == KernelSet::UniformWindows && width.run_bytes(s) < SHORT_RUN_BYTES;
     let (lane_step, item_step) = if consecutive {
         (CHUNK_PER_INVOCATION, 1)
     } else {
@@ -184,7 +194,7 @@ fn normalize(
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
         &width.entry("normalize"),
-        &params(ctx, op, s)?,
+        &params(ctx, op, s, width)?,
         &bindings,
         channel_chunk_grid(op, s, width)?,
     )?);
@@ -230,7 +240,7 @@ pub fn batchnorm_forward_train(
     // The statistics kernel reads x; the normalisation takes its own width from x and y.
     let width = Width::of(s, &[x]);
     let bindings = bindings.map(|(b, t)| (width.binding(b), t));
-    let params = params(ctx, op, s)?;
+    let params = params(ctx, op, s, width)?;
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
         &width.entry("forward_train_stats"),
@@ -305,8 +315,8 @@ pub fn batchnorm_backward(
         ("dbeta", dbeta),
     ];
     expect_lens(op, s, &[("x", x), ("dy", dy), ("dx", dx)], &per_channel)?;
-    let params = params(ctx, op, s)?;
     let width = Width::of(s, &[x, dy, dx]);
+    let params = params(ctx, op, s, width)?;
 
     // Reductions: one workgroup per channel.
     let bindings = [
