@@ -28,23 +28,37 @@ pub(super) enum Pass {
     BackwardInput,
 }
 
-/// Whether the single-channel kernel computes `pass` of `g`: one output channel, stride 1,
-/// source and output rows of whole vec4s, source columns at most 4 from their output's
-/// (the kernel reads one vec4 either side), and every tensor bound at a 16-byte offset.
-fn applies(pass: Pass, g: &Conv2dGeometry, tensors: &[&GpuTensor]) -> bool {
+/// The source columns' shifts from their output's, least and most, for `pass` of `g`: the
+/// forward pass reads x at ox + kx - PL, the input gradient dy at ix + PL - kx.
+fn shifts(pass: Pass, g: &Conv2dGeometry) -> (i64, i64) {
     let (kw, pl) = (g.kernel_w as i64, g.pad_left as i64);
-    let (channels, shifts) = match pass {
-        Pass::Forward => (g.out_channels, (-pl, kw - 1 - pl)),
-        Pass::BackwardInput => (g.in_channels, (pl - (kw - 1), pl)),
-    };
-    channels == 1
-        && shifts.0 >= -4
-        && shifts.1 <= 4
+    match pass {
+        Pass::Forward => (-pl, kw - 1 - pl),
+        Pass::BackwardInput => (pl - (kw - 1), pl),
+    }
+}
+
+/// What every kernel here needs: stride 1, source and output rows of whole vec4s, source
+/// columns at most 4 from their output's (the kernels read one vec4 either side), and every
+/// tensor bound at a 16-byte offset.
+fn rows_fit(g: &Conv2dGeometry, (least, most): (i64, i64), tensors: &[&GpuTensor]) -> bool {
+    least >= -4
+        && most <= 4
         && g.stride_h == 1
         && g.stride_w == 1
         && g.in_w.is_multiple_of(4)
         && g.out_w.is_multiple_of(4)
         && tensors.iter().all(|t| t.offset.is_multiple_of(16))
+}
+
+/// Whether the single-channel kernel computes `pass` of `g`: one output channel and
+/// [`rows_fit`].
+fn applies(pass: Pass, g: &Conv2dGeometry, tensors: &[&GpuTensor]) -> bool {
+    let channels = match pass {
+        Pass::Forward => g.out_channels,
+        Pass::BackwardInput => g.in_channels,
+    };
+    channels == 1 && rows_fit(g, shifts(pass, g), tensors)
 }
 
 /// Adds the pass's dispatch and returns `true` when the kernel applies; `false` (nothing
@@ -88,11 +102,11 @@ pub(super) fn dispatch(
     Ok(true)
 }
 
-/// The weight gradient of a one-channel input at stride 1 with rows of whole vec4s and at
-/// most 3 x 3 taps: one invocation per (sample, output channel) writes that sample's sums into
-/// `partial` (`batch` chunks of the weight, allocated by the caller), and
-/// `backward_weight_reduce` adds the chunks in sample order into `dw`. Returns `false`
-/// (nothing added) when the shape does not fit.
+/// The weight gradient of a one-channel input with at most 3 x 3 taps and [`rows_fit`] (its
+/// shifts are the forward pass's): one invocation per (sample, output channel) writes that
+/// sample's sums into a scratch buffer of `batch` chunks of the weight (made here, once, with
+/// the plan), and `backward_weight_reduce` adds the chunks in sample order into `dw`.
+/// Returns `false` (nothing added) when the shape does not fit.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_weight(
     ctx: &GpuContext,
@@ -105,15 +119,9 @@ pub(super) fn backward_weight(
     dw: &GpuTensor,
 ) -> Result<bool> {
     let fits = g.in_channels == 1
-        && g.stride_h == 1
-        && g.stride_w == 1
         && g.kernel_h <= KSIZE_SINGLE
         && g.kernel_w <= KSIZE_SINGLE
-        // Tap shifts kx - PL within one vec4 either side.
-        && g.pad_left <= 4
-        && g.in_w.is_multiple_of(4)
-        && g.out_w.is_multiple_of(4)
-        && [x, dy].iter().all(|t| t.offset.is_multiple_of(16));
+        && rows_fit(g, shifts(Pass::Forward, g), &[x, dy]);
     if !fits {
         return Ok(false);
     }
