@@ -153,7 +153,8 @@ fn backward_input_single(
 // The weight gradient of a one-channel input at stride 1 (the generator's last layer, a
 // transposed convolution into one channel, takes it: its weight gradient is that of the
 // convolution from that channel):
-//   dw[o, 0, ky, kx] = sum over (n, oy, ox) of dy[n, o, oy, ox] * x[n, 0, oy + ky - PT, ox + kx - PL]
+//   dw[o, 0, ky, kx] = sum over (n, oy, ox) of
+//                          dy[n, o, oy, ox] * x[n, 0, oy + ky - PT, ox + kx - PL]
 // Invocation (n, o) walks the rows of dy[n, o] four values at a time and keeps one sum per
 // tap (kernels of at most KSIZE_SINGLE x KSIZE_SINGLE). For each of the KH source rows, the
 // x values at ox + s for a tap's shift s = kx - PL come from the aligned vec4s before, at and

@@ -121,7 +121,8 @@ fn gemm_uniform_matches_cpu_reference() {
 
 /// The model's layers at batch 2 and 3, odd channel counts and sizes, a non-square kernel
 /// and stride, 'valid' padding, and one channel on the large side; then one-channel layers
-/// with enough pixels that their weight gradients run transposed on the windows; then a
+/// with enough pixels that their weight gradients run transposed on the windows (at stride
+/// 1 the single-channel weight-gradient kernel takes it); then a
 /// forward pass over 720 taps (two dispatches) into whole vec4 rows, with the bias; then
 /// an input gradient by tap into planes of an odd number of pixels.
 fn geometries() -> Vec<Conv2dGeometry> {

@@ -10,8 +10,9 @@
 //!
 //! `bytes` counts every input read once and every output written once, in 4-byte elements
 //! (the dataset's pixels in bytes): the traffic no implementation can avoid. A kernel that
-//! rereads its input (BatchNorm's statistics, then its normalisation) or spills partial sums (the chunked
-//! weight gradient) moves more, and that shows as a lower fraction of the roofline.
+//! rereads its input (BatchNorm's statistics, then its normalisation) or spills partial sums
+//! (the chunked weight gradient) moves more, and that shows as a lower fraction of the
+//! roofline.
 
 use crate::gpu::ops::roofline::FMAS_PER_ITERATION;
 use crate::shapes::{BatchNormShape, Conv2dGeometry, GemmShape};
