@@ -2,8 +2,8 @@
 //! embedded at compile time, some with a shared file prepended:
 //! - the families that draw random numbers get `shaders/philox.wgsl`, so the generator
 //!   exists once and matches `src/rng.rs` bit for bit;
-//! - the subgroup and single-channel variants of the convolutions get `conv2d.wgsl`, for its
-//!   Params, bindings and helpers;
+//! - the subgroup, single-channel and one-input-channel variants of the convolutions get
+//!   `conv2d.wgsl`, for its Params, bindings and helpers;
 //! - the uniform-window families, col2im and the permute get `shaders/exact_div.wgsl`;
 //! - the per-channel families (bias, batch normalisation) get `shaders/channel_walk.wgsl`.
 
@@ -31,6 +31,8 @@ pub enum Shader {
     Conv2dSubgroup,
     /// `conv2d.wgsl` plus `conv2d_single.wgsl`: single-channel passes, four pixels at a time.
     Conv2dSingle,
+    /// `conv2d.wgsl` plus `conv2d_one_input.wgsl`: the forward pass from one input channel.
+    Conv2dOneInput,
     Bias,
     BatchNorm,
     Activation,
@@ -47,13 +49,14 @@ pub enum Shader {
 
 impl Shader {
     /// Every family in the registry.
-    pub const ALL: [Shader; 16] = [
+    pub const ALL: [Shader; 17] = [
         Shader::Gemm,
         Shader::GemmUniform,
         Shader::Pack,
         Shader::Conv2d,
         Shader::Conv2dSubgroup,
         Shader::Conv2dSingle,
+        Shader::Conv2dOneInput,
         Shader::Bias,
         Shader::BatchNorm,
         Shader::Activation,
@@ -75,6 +78,7 @@ impl Shader {
             Shader::Conv2d => "conv2d",
             Shader::Conv2dSubgroup => "conv2d_subgroup",
             Shader::Conv2dSingle => "conv2d_single",
+            Shader::Conv2dOneInput => "conv2d_one_input",
             Shader::Bias => "bias",
             Shader::BatchNorm => "batchnorm",
             Shader::Activation => "activation",
@@ -111,7 +115,9 @@ impl Shader {
     fn prelude(self) -> Option<&'static str> {
         match self {
             _ if self.uses_random() => Some(PHILOX),
-            Shader::Conv2dSubgroup | Shader::Conv2dSingle => Some(Shader::Conv2d.body()),
+            Shader::Conv2dSubgroup | Shader::Conv2dSingle | Shader::Conv2dOneInput => {
+                Some(Shader::Conv2d.body())
+            }
             Shader::GemmUniform | Shader::Pack | Shader::Col2im | Shader::Permute => {
                 Some(EXACT_DIV)
             }
@@ -128,6 +134,7 @@ impl Shader {
             Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
             Shader::Conv2dSubgroup => include_str!("../../shaders/conv2d_subgroup.wgsl"),
             Shader::Conv2dSingle => include_str!("../../shaders/conv2d_single.wgsl"),
+            Shader::Conv2dOneInput => include_str!("../../shaders/conv2d_one_input.wgsl"),
             Shader::Bias => include_str!("../../shaders/bias.wgsl"),
             Shader::BatchNorm => include_str!("../../shaders/batchnorm.wgsl"),
             Shader::Activation => include_str!("../../shaders/activation.wgsl"),

@@ -2,6 +2,7 @@
 //! `crate::cpu::conv2d`. Each pass is an implicit GEMM with register tiles; see the WGSL
 //! header for the tiling.
 
+use super::conv2d_one_input as one_input;
 use super::conv2d_single::{self as single, Pass};
 use super::conv2d_windows as windows;
 use super::gemm::expect_separate;
@@ -176,6 +177,9 @@ pub(crate) fn forward_impl(
         return Ok(());
     }
 
+    if one_input::forward(ctx, plan, op, g, params, x.1, w, b, y.1)? {
+        return Ok(());
+    }
     if windows::forward(ctx, plan, g, x.1, w, b, y.1)? {
         return Ok(());
     }

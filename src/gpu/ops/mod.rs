@@ -21,6 +21,7 @@ pub mod batchnorm;
 pub mod bias;
 pub mod col2im;
 pub mod conv2d;
+mod conv2d_one_input;
 mod conv2d_single;
 mod conv2d_windows;
 pub mod conv_transpose2d;

@@ -1,0 +1,150 @@
+// Convolution from a single input channel into many, kernels of at most 3 x 3, any stride
+// and padding (conv2d.wgsl is prepended: its Params, bindings and helpers):
+//   y[n, o, oy, ox] = sum over (ky, kx) of
+//                         w[o, 0, ky, kx] * x[n, 0, oy*SH + ky - PT, ox*SW + kx - PL]
+//                     (+ bias[o])
+// The model runs it as its discriminator's first layer and as the input gradient of its
+// generator's last layer (a transposed convolution into one channel). Each output is a sum
+// of only KH * KW products, so the general kernels spend their time packing and storing.
+// Here an invocation owns four consecutive pixels of one sample's output plane (planes of
+// whole vec4s), loads their source values once, then walks its workgroup's run of output
+// channels four at a time. The weights and the bias come through a uniform buffer, packed
+// by pack_one_input as taps[slot][o] with slot = ky * 3 + kx (zero where the kernel is
+// smaller) and the bias as slot 9, so all invocations read the same address: one broadcast
+// load on any device, where a CPU driver loads from a storage buffer one invocation at a
+// time. Each output sums the
+// slots in order from zero and adds the bias last, the order of the general kernels' chains;
+// a slot outside the kernel adds a zero product, which changes no sum.
+// The launcher checks the conditions (src/gpu/ops/conv2d_one_input.rs).
+
+const WG_ONE: u32 = 64u;
+// Slots of the packed weights: 3 x 3 taps, then the bias.
+const SLOTS: u32 = 10u;
+const BIAS_SLOT: u32 = 9u;
+
+// The packed weights: SLOTS rows of out_channels (a multiple of 4) values, vec4 at a time.
+@group(0) @binding(7) var<uniform> taps: array<vec4<f32>, 4096>;
+// y, four pixels at a time.
+@group(0) @binding(8) var<storage, read_write> out4: array<vec4<f32>>;
+// The packed weights as pack_one_input writes them.
+@group(0) @binding(9) var<storage, read_write> taps_out: array<f32>;
+
+// One invocation per (slot, output channel).
+@compute @workgroup_size(WG_ONE)
+fn pack_one_input(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * WG_ONE + lane;
+    let o_count = p.out_channels;
+    if id >= SLOTS * o_count {
+        return;
+    }
+    let slot = id / o_count;
+    let o = id - slot * o_count;
+    var v = 0.0;
+    if slot == BIAS_SLOT {
+        if p.has_bias == 1u {
+            v = bias[o];
+        }
+    } else {
+        let ky = slot / 3u;
+        let kx = slot - ky * 3u;
+        if ky < p.kernel_h && kx < p.kernel_w {
+            v = w[(o * p.kernel_h + ky) * p.kernel_w + kx];
+        }
+    }
+    taps_out[id] = v;
+}
+
+// The source values of slot (ky, kx) for the four pixels at `oy`, `ox`: zero outside the
+// source and outside the kernel.
+fn source4(plane: u32, oy: vec4<u32>, ox: vec4<u32>, ky: u32, kx: u32) -> vec4<f32> {
+    let iy = vec4<i32>(oy * p.stride_h + ky) - i32(p.pad_top);
+    let ix = vec4<i32>(ox * p.stride_w + kx) - i32(p.pad_left);
+    let inside = (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.in_h)))
+        & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.in_w)));
+    let ok = inside & vec4<bool>(ky < p.kernel_h && kx < p.kernel_w);
+    let at = select(vec4<u32>(0u), plane + vec4<u32>(iy) * p.in_w + vec4<u32>(ix), ok);
+    return select(vec4<f32>(), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), ok);
+}
+
+// The four pixels' sums for four channels, one vec4 (of channels) per pixel.
+struct Quad {
+    p0: vec4<f32>,
+    p1: vec4<f32>,
+    p2: vec4<f32>,
+    p3: vec4<f32>,
+}
+
+// Adds slot `slot`'s products: weights `wv` of four channels, source values `s` of four
+// pixels.
+fn add_slot(acc: Quad, wv: vec4<f32>, s: vec4<f32>) -> Quad {
+    return Quad(acc.p0 + wv * s.x, acc.p1 + wv * s.y, acc.p2 + wv * s.z, acc.p3 + wv * s.w);
+}
+
+@compute @workgroup_size(WG_ONE)
+fn forward_one_input(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let plane = p.out_h * p.out_w;
+    let plane4 = plane / 4u;
+    // The output channels come in `chunks` runs of groups of four, a run per workgroup: the
+    // run's bounds are then the same for every invocation, so are the weights' addresses.
+    let quads = p.batch * plane4;
+    let groups = (quads + WG_ONE - 1u) / WG_ONE;
+    let linear = wid.x + wid.y * nwg.x;
+    let chunk = min(linear / groups, p.chunks - 1u);
+    let id = (linear - chunk * groups) * WG_ONE + lane;
+    // Surplus invocations compute a clamped quad and store nothing; returning early would
+    // put the whole kernel under a branch.
+    let real = id < quads && linear < groups * p.chunks;
+    let q = min(id, quads - 1u);
+    let n = q / plane4;
+    let first = (q - n * plane4) * 4u;
+    let pix = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u);
+    let oy = pix / p.out_w;
+    let ox = pix - oy * p.out_w;
+    let src = n * p.in_h * p.in_w;
+    let s0 = source4(src, oy, ox, 0u, 0u);
+    let s1 = source4(src, oy, ox, 0u, 1u);
+    let s2 = source4(src, oy, ox, 0u, 2u);
+    let s3 = source4(src, oy, ox, 1u, 0u);
+    let s4 = source4(src, oy, ox, 1u, 1u);
+    let s5 = source4(src, oy, ox, 1u, 2u);
+    let s6 = source4(src, oy, ox, 2u, 0u);
+    let s7 = source4(src, oy, ox, 2u, 1u);
+    let s8 = source4(src, oy, ox, 2u, 2u);
+
+    let o4 = p.out_channels / 4u;
+    let run = o4 / p.chunks;
+    let c0 = chunk * run;
+    // y[n, 4c + j, first ..] four pixels at a time, for channel group c and channel j.
+    var at = ((n * p.out_channels + 4u * c0) * plane + first) / 4u;
+    for (var c = c0; c < c0 + run; c++) {
+        var acc = Quad(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>());
+        acc = add_slot(acc, taps[c], s0);
+        acc = add_slot(acc, taps[o4 + c], s1);
+        acc = add_slot(acc, taps[2u * o4 + c], s2);
+        acc = add_slot(acc, taps[3u * o4 + c], s3);
+        acc = add_slot(acc, taps[4u * o4 + c], s4);
+        acc = add_slot(acc, taps[5u * o4 + c], s5);
+        acc = add_slot(acc, taps[6u * o4 + c], s6);
+        acc = add_slot(acc, taps[7u * o4 + c], s7);
+        acc = add_slot(acc, taps[8u * o4 + c], s8);
+        if p.has_bias == 1u {
+            let b = taps[BIAS_SLOT * o4 + c];
+            acc = Quad(acc.p0 + b, acc.p1 + b, acc.p2 + b, acc.p3 + b);
+        }
+        if real {
+            out4[at] = vec4<f32>(acc.p0.x, acc.p1.x, acc.p2.x, acc.p3.x);
+            out4[at + plane4] = vec4<f32>(acc.p0.y, acc.p1.y, acc.p2.y, acc.p3.y);
+            out4[at + 2u * plane4] = vec4<f32>(acc.p0.z, acc.p1.z, acc.p2.z, acc.p3.z);
+            out4[at + 3u * plane4] = vec4<f32>(acc.p0.w, acc.p1.w, acc.p2.w, acc.p3.w);
+        }
+        at += 4u * plane4;
+    }
+}
