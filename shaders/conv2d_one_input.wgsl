@@ -148,3 +148,115 @@ fn forward_one_input(
         at += 4u * plane4;
     }
 }
+
+// The weight gradient of the same convolution:
+//   dw[o, 0, ky, kx] = sum over (n, oy, ox) of
+//                          dy[n, o, oy, ox] * x[n, 0, oy*SH + ky - PT, ox*SW + kx - PL]
+// Invocation (n, g) sums sample n's pixels for output channels 4g .. 4g + 3, four pixels at a
+// time: it loads their source values once per quad (as the forward pass does) and one vec4
+// of dy per channel, and keeps a vec4 of sums per channel and slot, one lane per pixel of
+// the quad. It writes the sample's sums to chunk n of the partial sums, which
+// backward_weight_reduce (conv2d.wgsl) adds in sample order.
+
+// dy, four pixels at a time.
+@group(0) @binding(10) var<storage, read> dy4: array<vec4<f32>>;
+
+// One channel's sums, a vec4 per slot.
+struct SlotSums {
+    t0: vec4<f32>,
+    t1: vec4<f32>,
+    t2: vec4<f32>,
+    t3: vec4<f32>,
+    t4: vec4<f32>,
+    t5: vec4<f32>,
+    t6: vec4<f32>,
+    t7: vec4<f32>,
+    t8: vec4<f32>,
+}
+
+// The nine slots' source values of one quad.
+struct Sources {
+    s0: vec4<f32>,
+    s1: vec4<f32>,
+    s2: vec4<f32>,
+    s3: vec4<f32>,
+    s4: vec4<f32>,
+    s5: vec4<f32>,
+    s6: vec4<f32>,
+    s7: vec4<f32>,
+    s8: vec4<f32>,
+}
+
+fn add_products(acc: SlotSums, d: vec4<f32>, s: Sources) -> SlotSums {
+    return SlotSums(
+        acc.t0 + d * s.s0, acc.t1 + d * s.s1, acc.t2 + d * s.s2,
+        acc.t3 + d * s.s3, acc.t4 + d * s.s4, acc.t5 + d * s.s5,
+        acc.t6 + d * s.s6, acc.t7 + d * s.s7, acc.t8 + d * s.s8,
+    );
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+// Channel o's sums into chunk `base` of the partial sums: the kernel's taps only.
+fn store_slots(base: u32, o: u32, acc: SlotSums) {
+    let sums = array<f32, 9>(
+        sum4(acc.t0), sum4(acc.t1), sum4(acc.t2),
+        sum4(acc.t3), sum4(acc.t4), sum4(acc.t5),
+        sum4(acc.t6), sum4(acc.t7), sum4(acc.t8),
+    );
+    let at = base + o * p.kernel_h * p.kernel_w;
+    for (var ky = 0u; ky < p.kernel_h; ky++) {
+        for (var kx = 0u; kx < p.kernel_w; kx++) {
+            out[at + ky * p.kernel_w + kx] = sums[ky * 3u + kx];
+        }
+    }
+}
+
+@compute @workgroup_size(WG_ONE)
+fn backward_weight_one_input(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let groups = p.out_channels / 4u;
+    let linear = (wid.x + wid.y * nwg.x) * WG_ONE + lane;
+    let real = linear < p.batch * groups;
+    let id = min(linear, p.batch * groups - 1u);
+    let n = id / groups;
+    let o = (id - n * groups) * 4u;
+    let plane4 = p.out_h * p.out_w / 4u;
+    let src = n * p.in_h * p.in_w;
+
+    let zero = vec4<f32>();
+    var a0 = SlotSums(zero, zero, zero, zero, zero, zero, zero, zero, zero);
+    var a1 = a0;
+    var a2 = a0;
+    var a3 = a0;
+    var d_at = (n * p.out_channels + o) * plane4;
+    for (var q = 0u; q < plane4; q++) {
+        let pix = vec4<u32>(q * 4u) + vec4<u32>(0u, 1u, 2u, 3u);
+        let oy = pix / p.out_w;
+        let ox = pix - oy * p.out_w;
+        let s = Sources(
+            source4(src, oy, ox, 0u, 0u), source4(src, oy, ox, 0u, 1u),
+            source4(src, oy, ox, 0u, 2u), source4(src, oy, ox, 1u, 0u),
+            source4(src, oy, ox, 1u, 1u), source4(src, oy, ox, 1u, 2u),
+            source4(src, oy, ox, 2u, 0u), source4(src, oy, ox, 2u, 1u),
+            source4(src, oy, ox, 2u, 2u),
+        );
+        a0 = add_products(a0, dy4[d_at], s);
+        a1 = add_products(a1, dy4[d_at + plane4], s);
+        a2 = add_products(a2, dy4[d_at + 2u * plane4], s);
+        a3 = add_products(a3, dy4[d_at + 3u * plane4], s);
+        d_at += 1u;
+    }
+    if real {
+        let base = n * p.weight_len;
+        store_slots(base, o, a0);
+        store_slots(base, o + 1u, a1);
+        store_slots(base, o + 2u, a2);
+        store_slots(base, o + 3u, a3);
+    }
+}

@@ -37,6 +37,12 @@ struct Sizes {
     dir: i32,
     offset_y: i32,
     offset_x: i32,
+    // The kernel's rows and columns. The _3x3 entry points pass them, and the offsets, as
+    // literals: once the loops over kernel rows and columns are unrolled every shift is a
+    // constant, so choosing a shift's window costs nothing, where a CPU driver blends all
+    // its cases when the shift is only known at run time.
+    kernel_h: u32,
+    kernel_w: u32,
 }
 
 // Vec4 `at` of the source row starting at vec4 `row`, zero outside the row (rows of whole
@@ -68,73 +74,188 @@ fn window(prev: vec4<f32>, cur: vec4<f32>, next: vec4<f32>, s: i32) -> vec4<f32>
     return next;
 }
 
-fn single_channel(id: u32, sizes: Sizes) {
-    // SPAN vec4s of one output row per invocation.
-    let spans = (sizes.out_w4 + SPAN - 1u) / SPAN;
-    let per_sample = sizes.out_h * spans;
-    if id >= p.batch * per_sample {
-        return;
-    }
-    let n = id / per_sample;
-    let rest = id - n * per_sample;
-    let y = rest / spans;
-    let col4 = (rest - y * spans) * SPAN;
-    let src_plane4 = sizes.src_h * sizes.src_w4;
-    let taps = p.kernel_h * p.kernel_w;
+// The weights, w[c, ky, kx] at c * KH * KW + ky * KW + kx (w[0, i, ky, kx] forward,
+// w[o, 0, ky, kx] backward), through a uniform buffer: every invocation reads the same
+// address, one broadcast load, where a CPU driver loads from a storage buffer one
+// invocation at a time. pack_single_weights copies them there, and the bias (or zero) after
+// them.
+@group(0) @binding(10) var<uniform> weights: array<vec4<f32>, 4096>;
+@group(0) @binding(11) var<storage, read_write> weights_out: array<f32>;
 
-    var acc0 = vec4<f32>();
-    var acc1 = vec4<f32>();
-    var acc2 = vec4<f32>();
-    var acc3 = vec4<f32>();
-    for (var ky = 0u; ky < p.kernel_h; ky++) {
-        let sy = i32(y) + sizes.dir * i32(ky) + sizes.offset_y;
-        let row_ok = sy >= 0 && sy < i32(sizes.src_h);
-        var row = (n * sizes.channels * sizes.src_h + u32(max(sy, 0))) * sizes.src_w4;
-        var wk = ky * p.kernel_w;
-        for (var c = 0u; c < sizes.channels; c++) {
-            // The source vec4s around the outputs': source columns x + s for output column
-            // x, with |s| <= 4 (the launcher checks), lie in them.
-            let at = i32(col4);
-            let v0 = row_vec4(row, row_ok, at - 1, sizes.src_w4);
-            let v1 = row_vec4(row, row_ok, at, sizes.src_w4);
-            let v2 = row_vec4(row, row_ok, at + 1, sizes.src_w4);
-            let v3 = row_vec4(row, row_ok, at + 2, sizes.src_w4);
-            let v4 = row_vec4(row, row_ok, at + 3, sizes.src_w4);
-            let v5 = row_vec4(row, row_ok, at + 4, sizes.src_w4);
-            for (var kx = 0u; kx < p.kernel_w; kx++) {
-                let s = sizes.dir * i32(kx) + sizes.offset_x;
-                let wv = w[wk + kx];
-                acc0 += wv * window(v0, v1, v2, s);
-                acc1 += wv * window(v1, v2, v3, s);
-                acc2 += wv * window(v2, v3, v4, s);
-                acc3 += wv * window(v3, v4, v5, s);
-            }
-            row += src_plane4;
-            wk += taps;  // w[0, i, ky, kx] forward, w[o, 0, ky, kx] backward
+@compute @workgroup_size(WG)
+fn pack_single_weights(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let id = (wid.x + wid.y * nwg.x) * WG + lane;
+    if id < p.weight_len {
+        weights_out[id] = w[id];
+    } else if id == p.weight_len {
+        var b = 0.0;
+        if p.has_bias == 1u {
+            b = bias[0];
         }
+        weights_out[id] = b;
     }
-    var b = 0.0;
-    if p.has_bias == 1u {
-        b = bias[0];
+}
+
+fn weight(at: u32) -> f32 {
+    return weights[at / 4u][at % 4u];
+}
+
+// Four output vec4s of a row.
+struct Span {
+    v0: vec4<f32>,
+    v1: vec4<f32>,
+    v2: vec4<f32>,
+    v3: vec4<f32>,
+}
+
+// The SPAN + 2 source vec4s around a span's.
+struct Around {
+    u0: vec4<f32>,
+    u1: vec4<f32>,
+    u2: vec4<f32>,
+    u3: vec4<f32>,
+    u4: vec4<f32>,
+    u5: vec4<f32>,
+}
+
+// `acc` plus one kernel row's taps (weights from `wk`, columns kx = 0 .. KW - 1) over the
+// source vec4s `a`.
+fn add_row(acc: Span, a: Around, wk: u32, sizes: Sizes) -> Span {
+    var r = acc;
+    for (var kx = 0u; kx < sizes.kernel_w; kx++) {
+        let s = sizes.dir * i32(kx) + sizes.offset_x;
+        let wv = weight(wk + kx);
+        r.v0 += wv * window(a.u0, a.u1, a.u2, s);
+        r.v1 += wv * window(a.u1, a.u2, a.u3, s);
+        r.v2 += wv * window(a.u2, a.u3, a.u4, s);
+        r.v3 += wv * window(a.u3, a.u4, a.u5, s);
     }
+    return r;
+}
+
+fn store_span(n: u32, y: u32, col4: u32, acc: Span, sizes: Sizes) {
+    let b = weight(p.weight_len);
     let out = (n * sizes.out_h + y) * sizes.out_w4 + col4;
     let left = sizes.out_w4 - col4;
-    out4[out] = acc0 + b;
-    if left > 1u { out4[out + 1u] = acc1 + b; }
-    if left > 2u { out4[out + 2u] = acc2 + b; }
-    if left > 3u { out4[out + 3u] = acc3 + b; }
+    out4[out] = acc.v0 + b;
+    if left > 1u { out4[out + 1u] = acc.v1 + b; }
+    if left > 2u { out4[out + 2u] = acc.v2 + b; }
+    if left > 3u { out4[out + 3u] = acc.v3 + b; }
 }
+
+// The kernel row whose source rows lie `e` past the least offset `d_min`, or KH if none.
+fn kernel_row(e: i32, d_min: i32, sizes: Sizes) -> u32 {
+    let ky = sizes.dir * (d_min + e - sizes.offset_y);
+    return select(sizes.kernel_h, u32(max(ky, 0)), ky >= 0 && ky < i32(sizes.kernel_h));
+}
+
+// An invocation owns SPAN vec4s of `p.chunk_len` consecutive output rows (a block) and walks
+// the source rows that reach them top to bottom, each once, over all channels: source row
+// sy = y + dir * ky + offset_y serves output row y through kernel row ky, so with the
+// rows' offsets d = dir * ky + offset_y from d_min to d_max, source row y0 + d_min + r adds
+// to output rows y0 + r - e through the kernel row whose d is d_min + e. Three running sums
+// hold the rows still open (e = 0, 1, 2; kernels of at most three rows); after each source
+// row the oldest is complete and stored. Each output sums its kernel rows in the order of
+// the source rows, then channels, then kernel columns.
+fn single_channel(linear_id: u32, sizes: Sizes) {
+    let spans = (sizes.out_w4 + SPAN - 1u) / SPAN;
+    let block_rows = p.chunk_len;
+    let blocks = (sizes.out_h + block_rows - 1u) / block_rows;
+    let per_sample = blocks * spans;
+    // Surplus invocations, and rows past the last block's end, are computed and not stored:
+    // returning early or looping fewer times would put the loops under a branch.
+    let real = linear_id < p.batch * per_sample;
+    let id = min(linear_id, p.batch * per_sample - 1u);
+    let n = id / per_sample;
+    let rest = id - n * per_sample;
+    let block = rest / spans;
+    let col4 = (rest - block * spans) * SPAN;
+    let y0 = block * block_rows;
+    let src_plane4 = sizes.src_h * sizes.src_w4;
+    let taps = sizes.kernel_h * sizes.kernel_w;
+
+    let d_min = sizes.offset_y + min(0, sizes.dir * (i32(sizes.kernel_h) - 1));
+    let ky_of = vec3<u32>(
+        kernel_row(0, d_min, sizes),
+        kernel_row(1, d_min, sizes),
+        kernel_row(2, d_min, sizes),
+    );
+    let zero = Span(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>());
+    var open0 = zero; // output row y0 + r
+    var open1 = zero; // y0 + r - 1
+    var open2 = zero; // y0 + r - 2
+    let at = i32(col4);
+    for (var r = 0u; r < block_rows + 2u; r++) {
+        let sy = i32(y0 + r) + d_min;
+        let row_ok = sy >= 0 && sy < i32(sizes.src_h);
+        var row = (n * sizes.channels * sizes.src_h + u32(max(sy, 0))) * sizes.src_w4;
+        for (var c = 0u; c < sizes.channels; c++) {
+            let a = Around(
+                row_vec4(row, row_ok, at - 1, sizes.src_w4),
+                row_vec4(row, row_ok, at, sizes.src_w4),
+                row_vec4(row, row_ok, at + 1, sizes.src_w4),
+                row_vec4(row, row_ok, at + 2, sizes.src_w4),
+                row_vec4(row, row_ok, at + 3, sizes.src_w4),
+                row_vec4(row, row_ok, at + 4, sizes.src_w4),
+            );
+            let wc = c * taps;
+            if ky_of.x < sizes.kernel_h && r < block_rows {
+                open0 = add_row(open0, a, wc + ky_of.x * sizes.kernel_w, sizes);
+            }
+            if ky_of.y < sizes.kernel_h && r >= 1u && r <= block_rows {
+                open1 = add_row(open1, a, wc + ky_of.y * sizes.kernel_w, sizes);
+            }
+            if ky_of.z < sizes.kernel_h && r >= 2u {
+                open2 = add_row(open2, a, wc + ky_of.z * sizes.kernel_w, sizes);
+            }
+            row += src_plane4;
+        }
+        if r >= 2u && real && y0 + r - 2u < sizes.out_h {
+            store_span(n, y0 + r - 2u, col4, open2, sizes);
+        }
+        open2 = open1;
+        open1 = open0;
+        open0 = zero;
+    }
+}
+
+fn forward_sizes(pad_top: i32, pad_left: i32, kernel_h: u32, kernel_w: u32) -> Sizes {
+    return Sizes(
+        p.in_channels, p.in_h, p.in_w / 4u, p.out_h, p.out_w / 4u,
+        1, -pad_top, -pad_left, kernel_h, kernel_w,
+    );
+}
+
+fn backward_input_sizes(pad_top: i32, pad_left: i32, kernel_h: u32, kernel_w: u32) -> Sizes {
+    return Sizes(
+        p.out_channels, p.out_h, p.out_w / 4u, p.in_h, p.in_w / 4u,
+        -1, pad_top, pad_left, kernel_h, kernel_w,
+    );
+}
+
 @compute @workgroup_size(WG)
 fn forward_single(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let sizes = Sizes(
-        p.in_channels, p.in_h, p.in_w / 4u, p.out_h, p.out_w / 4u,
-        1, -i32(p.pad_top), -i32(p.pad_left),
-    );
+    let sizes = forward_sizes(i32(p.pad_top), i32(p.pad_left), p.kernel_h, p.kernel_w);
     single_channel((wid.x + wid.y * nwg.x) * WG + lane, sizes);
+}
+
+// 3 x 3 kernels padded by one on every side ('same'), with the geometry's values as
+// literals.
+@compute @workgroup_size(WG)
+fn forward_single_3x3(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    single_channel((wid.x + wid.y * nwg.x) * WG + lane, forward_sizes(1, 1, 3u, 3u));
 }
 
 @compute @workgroup_size(WG)
@@ -143,11 +264,17 @@ fn backward_input_single(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let sizes = Sizes(
-        p.out_channels, p.out_h, p.out_w / 4u, p.in_h, p.in_w / 4u,
-        -1, i32(p.pad_top), i32(p.pad_left),
-    );
+    let sizes = backward_input_sizes(i32(p.pad_top), i32(p.pad_left), p.kernel_h, p.kernel_w);
     single_channel((wid.x + wid.y * nwg.x) * WG + lane, sizes);
+}
+
+@compute @workgroup_size(WG)
+fn backward_input_single_3x3(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    single_channel((wid.x + wid.y * nwg.x) * WG + lane, backward_input_sizes(1, 1, 3u, 3u));
 }
 
 // The weight gradient of a one-channel input at stride 1 (the generator's last layer, a
@@ -215,13 +342,8 @@ fn store_taps(base: u32, ky: u32, acc: TapRow) {
     if p.kernel_w > 2u { out[at + 2u] = hsum4(acc.t2); }
 }
 
-@compute @workgroup_size(WG)
-fn backward_weight_single(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let id = (wid.x + wid.y * nwg.x) * WG + lane;
+// Invocation `id`'s sums, with `s0` the first kernel column's shift (minus the left padding).
+fn weight_single(id: u32, s0: i32) {
     if id >= p.batch * p.out_channels {
         return;
     }
@@ -229,7 +351,6 @@ fn backward_weight_single(
     let n = id / p.out_channels;
     let in_w4 = p.in_w / 4u;
     let out_w4 = p.out_w / 4u;
-    let s0 = -i32(p.pad_left);
 
     var acc0 = TapRow(vec4<f32>(), vec4<f32>(), vec4<f32>());
     var acc1 = acc0;
@@ -258,4 +379,24 @@ fn backward_weight_single(
     store_taps(base, 0u, acc0);
     store_taps(base, 1u, acc1);
     store_taps(base, 2u, acc2);
+}
+
+@compute @workgroup_size(WG)
+fn backward_weight_single(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    weight_single((wid.x + wid.y * nwg.x) * WG + lane, -i32(p.pad_left));
+}
+
+// Padded by one column on the left, the shift a literal: its windows fold to constants (see
+// `Sizes`).
+@compute @workgroup_size(WG)
+fn backward_weight_single_pad1(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    weight_single((wid.x + wid.y * nwg.x) * WG + lane, -1);
 }

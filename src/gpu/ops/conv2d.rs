@@ -60,7 +60,7 @@ pub(super) struct Params {
     row_groups: u32,
     tiles: u32,
     /// Weight gradient: pixels summed per chunk, and the chunk count.
-    chunk_len: u32,
+    pub(super) chunk_len: u32,
     pub(super) chunks: u32,
     /// Elements of the weight.
     weight_len: u32,
@@ -379,7 +379,12 @@ pub(crate) fn backward_weight_impl(
         return Ok(());
     }
 
+    // The single-channel kernel first: where both apply (stride 1, rows of whole vec4s) it
+    // measured faster on lavapipe.
     if single::backward_weight(ctx, plan, op, g, params, x.1, dy.1, dw)? {
+        return Ok(());
+    }
+    if one_input::backward_weight(ctx, plan, op, g, params, x.1, dy.1, dw)? {
         return Ok(());
     }
     if windows::backward_weight(ctx, plan, g, x.1, dy.1, dw)? {

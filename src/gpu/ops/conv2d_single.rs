@@ -1,14 +1,15 @@
 //! Convolution passes with a single output channel, four pixels at a time
 //! (`shaders/conv2d_single.wgsl`): the forward pass into one channel and the input gradient
-//! of a one-channel input, for stride 1, rows of whole vec4s and tap shifts of at most 4
-//! columns; and the weight gradient of a one-channel input, summed per sample and then over
+//! of a one-channel input, for stride 1, kernels of at most three rows, rows of whole vec4s
+//! and tap shifts of at most 4 columns, each invocation over a block of output rows; and the
+//! weight gradient of a one-channel input, summed per sample and then over
 //! the samples in order. The callers fall back to the general kernels of `conv2d.wgsl`
 //! otherwise, whose sums run in another order (so the last bits differ).
 
 use super::conv2d::{Params, push_weight_reduce};
 use super::to_u32;
 use crate::error::Result;
-use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
+use crate::gpu::{Bind, GpuContext, GpuTensor, KernelSet, Plan, Shader, UNIFORM_WINDOW_BYTES};
 use crate::shapes::Conv2dGeometry;
 
 /// Invocations per workgroup (`@workgroup_size` in the WGSL).
@@ -16,6 +17,15 @@ const WORKGROUP_SIZE: u64 = 64;
 
 /// Vec4s of an output row one invocation computes (`SPAN` in the WGSL).
 const SPAN: usize = 4;
+
+/// Most kernel rows of the forward and input-gradient kernel, which keeps a running sum per
+/// output row a source row reaches.
+const MAX_KERNEL_ROWS: usize = 3;
+
+/// Output rows per block, at most, on a CPU driver: a block of B rows reads B + 2 source
+/// rows, so taller blocks load less per output, and fewer blocks leave fewer invocations.
+/// GPUs take blocks of one row, for the invocations.
+const CPU_BLOCK_ROWS: usize = 8;
 
 /// Most kernel rows and columns of the single-channel weight gradient (`KSIZE_SINGLE` in the
 /// WGSL), which keeps a sum per tap.
@@ -51,17 +61,32 @@ fn rows_fit(g: &Conv2dGeometry, (least, most): (i64, i64), tensors: &[&GpuTensor
         && tensors.iter().all(|t| t.offset.is_multiple_of(16))
 }
 
-/// Whether the single-channel kernel computes `pass` of `g`: one output channel and
+/// Whether the single-channel kernel computes `pass` of `g`: one output channel, at most
+/// [`MAX_KERNEL_ROWS`] kernel rows, weights (and the bias) that fit one uniform window, and
 /// [`rows_fit`].
 fn applies(pass: Pass, g: &Conv2dGeometry, tensors: &[&GpuTensor]) -> bool {
     let channels = match pass {
         Pass::Forward => g.out_channels,
         Pass::BackwardInput => g.in_channels,
     };
-    channels == 1 && rows_fit(g, shifts(pass, g), tensors)
+    channels == 1
+        && g.kernel_h <= MAX_KERNEL_ROWS
+        && g.weight_len() < (UNIFORM_WINDOW_BYTES / 4) as usize
+        && rows_fit(g, shifts(pass, g), tensors)
 }
 
-/// Adds the pass's dispatch and returns `true` when the kernel applies; `false` (nothing
+/// Output rows per invocation for `rows` output rows: blocks of at most [`CPU_BLOCK_ROWS`]
+/// as even as they come on the uniform-window (CPU driver) kernel set, single rows
+/// otherwise.
+fn block_rows(kernels: KernelSet, rows: usize) -> usize {
+    match kernels {
+        KernelSet::UniformWindows => rows.div_ceil(rows.div_ceil(CPU_BLOCK_ROWS)).max(1),
+        KernelSet::Direct => 1,
+    }
+}
+
+/// Adds the pass's dispatches (the weights' packing, then the pass) and returns `true` when
+/// the kernel applies; `false` (nothing
 /// added) leaves it to the general kernels. `src` is x (forward) or dy (input gradient),
 /// `out` y or dx; `params` the geometry's kernel parameters.
 #[allow(clippy::too_many_arguments)]
@@ -84,21 +109,46 @@ pub(super) fn dispatch(
         Pass::Forward => (g.out_h, g.out_w),
         Pass::BackwardInput => (g.in_h, g.in_w),
     };
-    let invocations = g.batch * rows * (width / 4).div_ceil(SPAN);
+    let block = block_rows(ctx.kernel_set(), rows);
+    let invocations = g.batch * rows.div_ceil(block) * (width / 4).div_ceil(SPAN);
     to_u32(op, invocations)?;
     params.has_bias = u32::from(bias.is_some());
-    let entry = match pass {
-        Pass::Forward => "forward_single",
-        Pass::BackwardInput => "backward_input_single",
-    };
-    let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
+    params.chunk_len = to_u32(op, block)?;
+
+    // The weights and the bias into a uniform buffer (made once, with the plan).
+    let packed = ctx.uniform_storage("conv2d_single:packed weights", g.weight_len() + 1);
     let bindings = [
         (2, w.into()),
         (3, bias.unwrap_or(w).into()),
+        (11, (&packed).into()),
+    ];
+    let grid = ctx.grid(op, (g.weight_len() as u64 + 1).div_ceil(WORKGROUP_SIZE))?;
+    plan.push(ctx.dispatch(
+        Shader::Conv2dSingle,
+        "pack_single_weights",
+        &params,
+        &bindings,
+        grid,
+    )?);
+
+    let base = match pass {
+        Pass::Forward => "forward_single",
+        Pass::BackwardInput => "backward_input_single",
+    };
+    // The entry point with the kernel's size and padding as literals, for 'same' 3 x 3.
+    let same_3x3 = (g.kernel_h, g.kernel_w, g.pad_top, g.pad_left) == (3, 3, 1, 1);
+    let entry = if same_3x3 {
+        format!("{base}_3x3")
+    } else {
+        base.to_string()
+    };
+    let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
+    let bindings = [
         (7, src.into()),
         (8, out.into()),
+        (10, Bind::Window(&packed, 0)),
     ];
-    plan.push(ctx.dispatch(Shader::Conv2dSingle, entry, &params, &bindings, grid)?);
+    plan.push(ctx.dispatch(Shader::Conv2dSingle, &entry, &params, &bindings, grid)?);
     Ok(true)
 }
 
@@ -137,13 +187,13 @@ pub(super) fn backward_weight(
     );
     let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
     let bindings = [(7, x.into()), (9, dy.into()), (5, (&partial).into())];
-    plan.push(ctx.dispatch(
-        Shader::Conv2dSingle,
-        "backward_weight_single",
-        &params,
-        &bindings,
-        grid,
-    )?);
+    // The entry point with the shift as a literal, for one column of left padding.
+    let entry = if g.pad_left == 1 {
+        "backward_weight_single_pad1"
+    } else {
+        "backward_weight_single"
+    };
+    plan.push(ctx.dispatch(Shader::Conv2dSingle, entry, &params, &bindings, grid)?);
     push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)?;
     Ok(true)
 }
