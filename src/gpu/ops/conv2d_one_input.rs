@@ -122,7 +122,12 @@ pub(super) fn backward_weight(
     if !applies(g, dy.offset) {
         return Ok(false);
     }
-    let invocations = g.batch * g.out_channels / 4;
+    let width = if g.out_channels.is_multiple_of(8) {
+        8
+    } else {
+        4
+    };
+    let invocations = g.batch * g.out_channels / width;
     let partial_len = g.batch * g.weight_len();
     to_u32(op, invocations)?;
     to_u32(op, partial_len)?;
@@ -133,7 +138,11 @@ pub(super) fn backward_weight(
     let bindings = [(1, x.into()), (10, dy.into()), (5, (&partial).into())];
     plan.push(ctx.dispatch(
         Shader::Conv2dOneInput,
-        "backward_weight_one_input",
+        if width == 8 {
+            "backward_weight_one_input8"
+        } else {
+            "backward_weight_one_input"
+        },
         &params,
         &bindings,
         grid,
