@@ -222,10 +222,10 @@ fn conv_geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_same(2, 19, (6, 5), 17, (3, 3), (2, 2)),
         // One output channel at stride 1, rows of whole vec4s: the single-channel kernel,
         // with every shift modulo 4 (3x5 'same') and a row of 3 vec4s, and 'same' 3x3 over
-        // 11 rows (blocks of 6 and 5 rows on a CPU driver); five kernel rows are more than
+        // 19 rows (blocks of 10 and 9 rows on a CPU driver); five kernel rows are more than
         // it takes.
         Conv2dGeometry::conv_same(2, 3, (8, 12), 1, (3, 5), (1, 1)),
-        Conv2dGeometry::conv_same(2, 6, (11, 12), 1, (3, 3), (1, 1)),
+        Conv2dGeometry::conv_same(2, 6, (19, 12), 1, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(2, 3, (8, 12), 1, (5, 5), (1, 1)),
         // One input channel at stride 1, rows of whole vec4s: the weight gradient's
         // single-channel kernel, with a 3x3 kernel, a 3x2 one (no left padding, two columns
