@@ -233,6 +233,8 @@ fn conv_geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_same(12, 1, (16, 16), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(3, 1, (8, 12), 5, (3, 2), (1, 1)),
         Conv2dGeometry::conv_same(2, 1, (6, 8), 3, (2, 3), (1, 1)),
+        // ... and with output channels in fours, four per invocation, 3x2 (no left padding).
+        Conv2dGeometry::conv_same(2, 1, (8, 12), 8, (3, 2), (1, 1)),
         // One input channel into channels in fours over planes of whole vec4s: the
         // one-input kernel, with a 2x3 kernel, 'valid' with unequal strides past the kernel,
         // a 1x1 kernel, and 96 channels of 28 x 28 (its channels in three runs).

@@ -177,7 +177,12 @@ pub(super) fn backward_weight(
     if !fits {
         return Ok(false);
     }
-    let invocations = g.batch * g.out_channels;
+    let width = if g.out_channels.is_multiple_of(4) {
+        4
+    } else {
+        1
+    };
+    let invocations = g.batch * g.out_channels / width;
     let partial_len = g.batch * g.weight_len();
     to_u32(op, invocations)?;
     to_u32(op, partial_len)?;
@@ -189,13 +194,14 @@ pub(super) fn backward_weight(
     );
     let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
     let bindings = [(7, x.into()), (9, dy.into()), (5, (&partial).into())];
-    // The entry point with the shift as a literal, for one column of left padding.
-    let entry = if g.pad_left == 1 {
-        "backward_weight_single_pad1"
-    } else {
-        "backward_weight_single"
-    };
-    plan.push(ctx.dispatch(Shader::Conv2dSingle, entry, &params, &bindings, grid)?);
+    // Four channels per invocation where they come in fours, and the shift as a literal for
+    // one column of left padding.
+    let entry = format!(
+        "backward_weight_single{}{}",
+        if width == 4 { "4" } else { "" },
+        if g.pad_left == 1 { "_pad1" } else { "" }
+    );
+    plan.push(ctx.dispatch(Shader::Conv2dSingle, &entry, &params, &bindings, grid)?);
     push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)?;
     Ok(true)
 }
