@@ -274,23 +274,36 @@ fn weight_task(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, width: u32) -> WeightT
     return WeightTask(linear < p.batch * groups, n, (id - n * groups) * width);
 }
 
+// Invocation (n, g)'s sums for `width` (4 or 8, a literal) output channels.
+fn weight_one_input(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, width: u32) {
+    let t = weight_task(wid, nwg, lane, width);
+    let plane4 = p.out_h * p.out_w / 4u;
+    let src = t.n * p.in_h * p.in_w;
+    var lo = four_zero();
+    var hi = four_zero();
+    let d_at = (t.n * p.out_channels + t.o) * plane4;
+    for (var q = 0u; q < plane4; q++) {
+        let s = quad_sources(src, q);
+        lo = add_quad(lo, d_at + q, plane4, s);
+        if width == 8u {
+            hi = add_quad(hi, d_at + 4u * plane4 + q, plane4, s);
+        }
+    }
+    if t.real {
+        store_four(t.n * p.weight_len, t.o, lo);
+        if width == 8u {
+            store_four(t.n * p.weight_len, t.o + 4u, hi);
+        }
+    }
+}
+
 @compute @workgroup_size(WG_ONE)
 fn backward_weight_one_input(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let t = weight_task(wid, nwg, lane, 4u);
-    let plane4 = p.out_h * p.out_w / 4u;
-    let src = t.n * p.in_h * p.in_w;
-    var acc = four_zero();
-    let d_at = (t.n * p.out_channels + t.o) * plane4;
-    for (var q = 0u; q < plane4; q++) {
-        acc = add_quad(acc, d_at + q, plane4, quad_sources(src, q));
-    }
-    if t.real {
-        store_four(t.n * p.weight_len, t.o, acc);
-    }
+    weight_one_input(wid, nwg, lane, 4u);
 }
 
 // Eight channels per invocation, where they come in eights: each quad's sources serve twice
@@ -301,19 +314,5 @@ fn backward_weight_one_input8(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lane: u32,
 ) {
-    let t = weight_task(wid, nwg, lane, 8u);
-    let plane4 = p.out_h * p.out_w / 4u;
-    let src = t.n * p.in_h * p.in_w;
-    var lo = four_zero();
-    var hi = four_zero();
-    let d_at = (t.n * p.out_channels + t.o) * plane4;
-    for (var q = 0u; q < plane4; q++) {
-        let s = quad_sources(src, q);
-        lo = add_quad(lo, d_at + q, plane4, s);
-        hi = add_quad(hi, d_at + 4u * plane4 + q, plane4, s);
-    }
-    if t.real {
-        store_four(t.n * p.weight_len, t.o, lo);
-        store_four(t.n * p.weight_len, t.o + 4u, hi);
-    }
+    weight_one_input(wid, nwg, lane, 8u);
 }

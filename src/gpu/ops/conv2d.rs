@@ -428,6 +428,36 @@ pub(crate) fn backward_weight_impl(
     push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)
 }
 
+/// The weight gradient as sums per sample: `entry` of `shader`, over `invocations`
+/// invocations in workgroups of [`CONV_WORKGROUP_SIZE`], writes sample n's sums into chunk n
+/// of a scratch buffer of `batch` weights (made here, once, with the plan, and bound at 5
+/// next to `inputs`), and `backward_weight_reduce` adds the chunks in sample order into `dw`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn push_weight_per_sample(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    op: &str,
+    g: &Conv2dGeometry,
+    mut params: Params,
+    (shader, entry): (Shader, &str),
+    invocations: usize,
+    inputs: [(u32, Bind); 2],
+    dw: &GpuTensor,
+) -> Result<()> {
+    let partial_len = g.batch * g.weight_len();
+    to_u32(op, invocations)?;
+    to_u32(op, partial_len)?;
+    params.chunks = to_u32(op, g.batch)?;
+    let partial = ctx.storage("conv2d:weight sums per sample", partial_len);
+    let grid = ctx.grid(
+        op,
+        (invocations as u64).div_ceil(CONV_WORKGROUP_SIZE as u64),
+    )?;
+    let bindings = [inputs[0], inputs[1], (5, (&partial).into())];
+    plan.push(ctx.dispatch(shader, entry, &params, &bindings, grid)?);
+    push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)
+}
+
 /// `dw[e] = sum over chunks c, in order, of partial[c * weight_len + e]`, `params.chunks`
 /// chunks (`backward_weight_reduce`).
 pub(super) fn push_weight_reduce(

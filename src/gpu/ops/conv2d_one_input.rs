@@ -4,7 +4,7 @@
 //! in fours and output planes of whole vec4s; the caller falls back to the general kernels
 //! otherwise. Its sums run in the general kernels' order.
 
-use super::conv2d::{Params, push_weight_reduce};
+use super::conv2d::{Params, push_weight_per_sample};
 use super::to_u32;
 use crate::error::Result;
 use crate::gpu::{Bind, GpuContext, GpuTensor, Plan, Shader, UNIFORM_WINDOW_BYTES};
@@ -103,18 +103,17 @@ pub(super) fn forward(
     Ok(true)
 }
 
-/// The weight gradient for the shapes [`forward`] takes (`y` standing for `dy`): one
-/// invocation per sample and group of four output channels writes that sample's sums into a
-/// scratch buffer of `batch` chunks of the weight (made here, once, with the plan), and
-/// `backward_weight_reduce` adds the chunks in sample order into `dw`. Returns `false`
-/// (nothing added) when the shape does not fit.
+/// The weight gradient for the shapes [`forward`] takes (`y` standing for `dy`), as sums
+/// per sample ([`push_weight_per_sample`]), one invocation per sample and eight output
+/// channels, or four where they do not come in eights. Returns `false` (nothing added) when
+/// the shape does not fit.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_weight(
     ctx: &GpuContext,
     plan: &mut Plan,
     op: &str,
     g: &Conv2dGeometry,
-    mut params: Params,
+    params: Params,
     x: &GpuTensor,
     dy: &GpuTensor,
     dw: &GpuTensor,
@@ -127,27 +126,15 @@ pub(super) fn backward_weight(
     } else {
         4
     };
+    let entry = if width == 8 {
+        "backward_weight_one_input8"
+    } else {
+        "backward_weight_one_input"
+    };
+    let inputs = [(1, x.into()), (10, dy.into())];
     let invocations = g.batch * g.out_channels / width;
-    let partial_len = g.batch * g.weight_len();
-    to_u32(op, invocations)?;
-    to_u32(op, partial_len)?;
-    params.chunks = to_u32(op, g.batch)?;
-    // Made once, with the plan.
-    let partial = ctx.storage("conv2d_one_input:weight sums per sample", partial_len);
-    let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
-    let bindings = [(1, x.into()), (10, dy.into()), (5, (&partial).into())];
-    plan.push(ctx.dispatch(
-        Shader::Conv2dOneInput,
-        if width == 8 {
-            "backward_weight_one_input8"
-        } else {
-            "backward_weight_one_input"
-        },
-        &params,
-        &bindings,
-        grid,
-    )?);
-    push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)?;
+    let kernel = (Shader::Conv2dOneInput, entry);
+    push_weight_per_sample(ctx, plan, op, g, params, kernel, invocations, inputs, dw)?;
     Ok(true)
 }
 

@@ -6,7 +6,7 @@
 //! the samples in order. The callers fall back to the general kernels of `conv2d.wgsl`
 //! otherwise, whose sums run in another order (so the last bits differ).
 
-use super::conv2d::{Params, push_weight_reduce};
+use super::conv2d::{Params, push_weight_per_sample};
 use super::to_u32;
 use crate::error::Result;
 use crate::gpu::{Bind, GpuContext, GpuTensor, KernelSet, Plan, Shader, UNIFORM_WINDOW_BYTES};
@@ -155,17 +155,16 @@ pub(super) fn dispatch(
 }
 
 /// The weight gradient of a one-channel input with at most 3 x 3 taps and [`rows_fit`] (its
-/// shifts are the forward pass's): one invocation per (sample, output channel) writes that
-/// sample's sums into a scratch buffer of `batch` chunks of the weight (made here, once, with
-/// the plan), and `backward_weight_reduce` adds the chunks in sample order into `dw`.
-/// Returns `false` (nothing added) when the shape does not fit.
+/// shifts are the forward pass's), as sums per sample ([`push_weight_per_sample`]), one
+/// invocation per sample and output channel, or four where they come in fours. Returns
+/// `false` (nothing added) when the shape does not fit.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward_weight(
     ctx: &GpuContext,
     plan: &mut Plan,
     op: &str,
     g: &Conv2dGeometry,
-    mut params: Params,
+    params: Params,
     x: &GpuTensor,
     dy: &GpuTensor,
     dw: &GpuTensor,
@@ -182,18 +181,6 @@ pub(super) fn backward_weight(
     } else {
         1
     };
-    let invocations = g.batch * g.out_channels / width;
-    let partial_len = g.batch * g.weight_len();
-    to_u32(op, invocations)?;
-    to_u32(op, partial_len)?;
-    params.chunks = to_u32(op, g.batch)?;
-    // Made once, with the plan.
-    let partial = ctx.storage(
-        "conv2d:backward_weight partial sums per sample",
-        partial_len,
-    );
-    let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
-    let bindings = [(7, x.into()), (9, dy.into()), (5, (&partial).into())];
     // Four channels per invocation where they come in fours, and the shift as a literal for
     // one column of left padding.
     let entry = format!(
@@ -201,7 +188,9 @@ pub(super) fn backward_weight(
         if width == 4 { "4" } else { "" },
         if g.pad_left == 1 { "_pad1" } else { "" }
     );
-    plan.push(ctx.dispatch(Shader::Conv2dSingle, &entry, &params, &bindings, grid)?);
-    push_weight_reduce(ctx, plan, op, g, &params, &partial, dw)?;
+    let inputs = [(7, x.into()), (9, dy.into())];
+    let invocations = g.batch * g.out_channels / width;
+    let kernel = (Shader::Conv2dSingle, entry.as_str());
+    push_weight_per_sample(ctx, plan, op, g, params, kernel, invocations, inputs, dw)?;
     Ok(true)
 }
