@@ -316,3 +316,71 @@ fn backward_weight_one_input8(
 ) {
     weight_one_input(wid, nwg, lane, 8u);
 }
+
+// The input gradient's products per tap, for the gather of col2im.wgsl: with one input
+// channel, the product of the transposed weight and dy has one row per tap,
+//   z[ky * KW + kx, (n, oy, ox)] = sum over o of w[o, 0, ky, kx] * dy[n, o, oy, ox],
+// nine rows at most, which the uniform-window GEMM would pad to 32. Invocation: four
+// consecutive pixels of one sample's dy plane (planes of whole vec4s); it walks the output
+// channels in order, four at a time, one vec4 of dy per channel and the nine slots' weights
+// from the packed uniform buffer (pack_one_input), and sums each row from zero in channel
+// order, the GEMM's order.
+
+// z, four pixels at a time.
+@group(0) @binding(11) var<storage, read_write> z4: array<vec4<f32>>;
+
+// Channel j (0 .. 3) of the four whose weights are `wv`, times its dy values `d`, into
+// every slot.
+fn add_channel(acc: Sources, w: array<vec4<f32>, 9>, j: u32, d: vec4<f32>) -> Sources {
+    return Sources(
+        acc.s0 + w[0][j] * d, acc.s1 + w[1][j] * d, acc.s2 + w[2][j] * d,
+        acc.s3 + w[3][j] * d, acc.s4 + w[4][j] * d, acc.s5 + w[5][j] * d,
+        acc.s6 + w[6][j] * d, acc.s7 + w[7][j] * d, acc.s8 + w[8][j] * d,
+    );
+}
+
+// Row ky * KW + kx of z gets slot (ky, kx)'s sums, for the kernel's taps only.
+fn store_tap_row(ky: u32, kx: u32, quad: u32, quads: u32, v: vec4<f32>) {
+    if ky < p.kernel_h && kx < p.kernel_w {
+        z4[(ky * p.kernel_w + kx) * quads + quad] = v;
+    }
+}
+
+@compute @workgroup_size(WG_ONE)
+fn tap_products_one_input(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let plane4 = p.out_h * p.out_w / 4u;
+    let quads = p.batch * plane4;
+    let linear = (wid.x + wid.y * nwg.x) * WG_ONE + lane;
+    let q = min(linear, quads - 1u);
+    let n = q / plane4;
+    var at = n * p.out_channels * plane4 + (q - n * plane4);
+    let o4 = p.out_channels / 4u;
+    let zero = vec4<f32>();
+    var acc = Sources(zero, zero, zero, zero, zero, zero, zero, zero, zero);
+    for (var c = 0u; c < o4; c++) {
+        let w = array<vec4<f32>, 9>(
+            taps[c], taps[o4 + c], taps[2u * o4 + c], taps[3u * o4 + c], taps[4u * o4 + c],
+            taps[5u * o4 + c], taps[6u * o4 + c], taps[7u * o4 + c], taps[8u * o4 + c],
+        );
+        acc = add_channel(acc, w, 0u, dy4[at]);
+        acc = add_channel(acc, w, 1u, dy4[at + plane4]);
+        acc = add_channel(acc, w, 2u, dy4[at + 2u * plane4]);
+        acc = add_channel(acc, w, 3u, dy4[at + 3u * plane4]);
+        at += 4u * plane4;
+    }
+    if linear < quads {
+        store_tap_row(0u, 0u, q, quads, acc.s0);
+        store_tap_row(0u, 1u, q, quads, acc.s1);
+        store_tap_row(0u, 2u, q, quads, acc.s2);
+        store_tap_row(1u, 0u, q, quads, acc.s3);
+        store_tap_row(1u, 1u, q, quads, acc.s4);
+        store_tap_row(1u, 2u, q, quads, acc.s5);
+        store_tap_row(2u, 0u, q, quads, acc.s6);
+        store_tap_row(2u, 1u, q, quads, acc.s7);
+        store_tap_row(2u, 2u, q, quads, acc.s8);
+    }
+}

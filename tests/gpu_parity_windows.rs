@@ -123,7 +123,8 @@ fn gemm_uniform_matches_cpu_reference() {
 /// and stride, 'valid' padding, and one channel on the large side; then one-channel layers
 /// with enough pixels that their weight gradients run transposed on the windows (with
 /// channels in fours the one-input-channel kernels take them, and at stride 1 the
-/// single-channel weight-gradient kernel); then a
+/// single-channel weight-gradient kernel), and whose input gradients' products per tap run
+/// on the one-input-channel kernel (3x3 and 2x3); then a
 /// forward pass over 720 taps (two dispatches) into whole vec4 rows, with the bias; then
 /// an input gradient by tap into planes of an odd number of pixels.
 fn geometries() -> Vec<Conv2dGeometry> {
@@ -136,6 +137,8 @@ fn geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_same(2, 40, (10, 7), 70, (3, 2), (2, 1)),
         Conv2dGeometry::conv_valid(2, 33, (12, 11), 50, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(8, 1, (28, 28), 62, (3, 3), (2, 2)),
+        Conv2dGeometry::conv_same(8, 1, (28, 28), 64, (3, 3), (2, 2)),
+        Conv2dGeometry::conv_same(8, 1, (20, 20), 64, (2, 3), (2, 2)),
         Conv2dGeometry::conv_same(4, 1, (16, 16), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(2, 80, (14, 14), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(8, 3, (21, 19), 40, (3, 3), (2, 2)),
@@ -150,6 +153,8 @@ struct Route {
     /// One product per tap gathered by col2im (an input gradient over few channels), whose
     /// sums are grouped by tap rather than in the direct kernels' order.
     by_tap: bool,
+    /// The products per tap of a one-input-channel input gradient, from their own kernel.
+    one_input_taps: bool,
 }
 
 /// Forward, input gradient and weight gradient on `ctx`, and the route each took.
@@ -177,6 +182,7 @@ fn passes(ctx: &GpuContext, g: &Conv2dGeometry, tag: u32) -> ([Vec<f32>; 3], [Ro
         routes[pass] = Route {
             windows: ran("gemm_uniform"),
             by_tap: ran("col2im"),
+            one_input_taps: ran("conv2d_one_input:tap_products"),
         };
         results[pass] = run_read(ctx, &plan, &outs[pass]);
     }
@@ -242,6 +248,18 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
     assert!(
         routes.iter().any(|r| r[1].windows && !r[1].by_tap),
         "no geometry took the input gradient by phase class"
+    );
+    // One input channel into channels in fours: the products per tap on their own kernel,
+    // with a 3x3 kernel and a 2x3 one.
+    let one_input: Vec<usize> = routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r[1].one_input_taps)
+        .map(|(i, _)| geometries()[i].kernel_h)
+        .collect();
+    assert!(
+        one_input.contains(&3) && one_input.contains(&2),
+        "one-input products per tap ran for kernel heights {one_input:?}"
     );
     // By tap: planes of whole vec4s and not (col2im's two kernels).
     for four_wide in [true, false] {

@@ -86,7 +86,7 @@ pub const CONV2D_PARAMS_SIZE: usize = std::mem::size_of::<Params>();
 /// The geometry as kernel parameters, after checking that the kernels can index it: strides
 /// and kernel sizes of at least 1, and tensors whose element offsets fit the signed 32-bit
 /// arithmetic the kernels use for padded positions.
-fn geometry_params(op: &str, g: &Conv2dGeometry) -> Result<Params> {
+pub(super) fn geometry_params(op: &str, g: &Conv2dGeometry) -> Result<Params> {
     if g.stride_h == 0 || g.stride_w == 0 || g.kernel_h == 0 || g.kernel_w == 0 {
         return Err(Error::ShapeMismatch {
             op: op.to_string(),

@@ -4,7 +4,7 @@
 //! in fours and output planes of whole vec4s; the caller falls back to the general kernels
 //! otherwise. Its sums run in the general kernels' order.
 
-use super::conv2d::{Params, push_weight_per_sample};
+use super::conv2d::{Params, geometry_params, push_weight_per_sample};
 use super::to_u32;
 use crate::error::Result;
 use crate::gpu::{Bind, GpuContext, GpuTensor, Plan, Shader, UNIFORM_WINDOW_BYTES};
@@ -50,6 +50,37 @@ fn applies(g: &Conv2dGeometry, y_offset: u64) -> bool {
         && y_offset.is_multiple_of(16)
 }
 
+/// Packs `w` (and `bias`, or zeros) into a uniform buffer made here, once, with the plan:
+/// `SLOTS` rows of `out_channels` values, the 3 x 3 taps then the bias.
+fn pack_weights(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    op: &str,
+    g: &Conv2dGeometry,
+    params: &Params,
+    w: &GpuTensor,
+    bias: Option<&GpuTensor>,
+) -> Result<GpuTensor> {
+    let taps = ctx.uniform_storage("conv2d_one_input:packed weights", SLOTS * g.out_channels);
+    let mut params = *params;
+    params.has_bias = u32::from(bias.is_some());
+    let packing = (SLOTS * g.out_channels) as u64;
+    let bindings = [
+        (2, w.into()),
+        (3, bias.unwrap_or(w).into()),
+        (9, (&taps).into()),
+    ];
+    let grid = ctx.grid(op, packing.div_ceil(WORKGROUP_SIZE))?;
+    plan.push(ctx.dispatch(
+        Shader::Conv2dOneInput,
+        "pack_one_input",
+        &params,
+        &bindings,
+        grid,
+    )?);
+    Ok(taps)
+}
+
 /// Adds the packing and the convolution and returns `true` when the kernel applies; `false`
 /// (nothing added) leaves the pass to the other kernels. The packed weights' buffer is made
 /// here, once, with the plan.
@@ -74,22 +105,7 @@ pub(super) fn forward(
     let invocations = quads.div_ceil(WORKGROUP_SIZE as usize) * WORKGROUP_SIZE as usize * chunks;
     to_u32(op, invocations)?;
     params.has_bias = u32::from(bias.is_some());
-    let taps = ctx.uniform_storage("conv2d_one_input:packed weights", SLOTS * g.out_channels);
-
-    let packing = (SLOTS * g.out_channels) as u64;
-    let bindings = [
-        (2, w.into()),
-        (3, bias.unwrap_or(w).into()),
-        (9, (&taps).into()),
-    ];
-    let grid = ctx.grid(op, packing.div_ceil(WORKGROUP_SIZE))?;
-    plan.push(ctx.dispatch(
-        Shader::Conv2dOneInput,
-        "pack_one_input",
-        &params,
-        &bindings,
-        grid,
-    )?);
+    let taps = pack_weights(ctx, plan, op, g, &params, w, bias)?;
 
     let bindings = [(1, x.into()), (7, Bind::Window(&taps, 0)), (8, y.into())];
     let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
@@ -135,6 +151,39 @@ pub(super) fn backward_weight(
     let invocations = g.batch * g.out_channels / width;
     let kernel = (Shader::Conv2dOneInput, entry);
     push_weight_per_sample(ctx, plan, op, g, params, kernel, invocations, inputs, dw)?;
+    Ok(true)
+}
+
+/// The products per tap of the input gradient, `z[t, (n, p)] = sum over o of w[o, t] *
+/// dy[n, o, p]` with `t = ky * KW + kx`, in the layout `col2im` gathers, for the shapes
+/// [`forward`] takes (`y` standing for `dy`): the weights' packing and one dispatch, one
+/// invocation per four pixels of dy. Returns `false` (nothing added) when the shape does
+/// not fit.
+pub(super) fn tap_products(
+    ctx: &GpuContext,
+    plan: &mut Plan,
+    g: &Conv2dGeometry,
+    dy: &GpuTensor,
+    w: &GpuTensor,
+    z: &GpuTensor,
+) -> Result<bool> {
+    if !applies(g, dy.offset) || !z.offset.is_multiple_of(16) {
+        return Ok(false);
+    }
+    let op = "conv2d_backward_input";
+    let params = geometry_params(op, g)?;
+    let taps = pack_weights(ctx, plan, op, g, &params, w, None)?;
+    let quads = g.batch * g.out_h * g.out_w / 4;
+    to_u32(op, quads)?;
+    let bindings = [(7, Bind::Window(&taps, 0)), (10, dy.into()), (11, z.into())];
+    let grid = ctx.grid(op, (quads as u64).div_ceil(WORKGROUP_SIZE))?;
+    plan.push(ctx.dispatch(
+        Shader::Conv2dOneInput,
+        "tap_products_one_input",
+        &params,
+        &bindings,
+        grid,
+    )?);
     Ok(true)
 }
 

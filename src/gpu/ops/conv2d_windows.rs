@@ -15,6 +15,7 @@
 //! for sums of up to 640 terms (one dispatch) both kernel sets give the same bits.
 
 use super::col2im::col2im;
+use super::conv2d_one_input as one_input;
 use super::gemm_uniform::{
     Bias, ColumnMap, StoreView, better_transposed, gemm_uniform, worthwhile,
 };
@@ -141,25 +142,21 @@ fn backward_input_by_tap(
     if !worthwhile(ctx, taps, pixels, o) {
         return Ok(false);
     }
-    // w[o, i, ky, kx] = w[o * taps + t] is W^T[t, o].
-    let weight = View::Strided {
-        offset: 0,
-        row: Axis::stride(1),
-        col: Axis::stride(taps),
-    };
-    let lhs = pack(ctx, plan, Operand::A, &weight, w, taps, o)?;
-    let rhs = pack(ctx, plan, Operand::B, &channels_by_pixels(g), dy, pixels, o)?;
     // Made once, with the plan.
     let z = ctx.storage("conv2d:input gradient per tap", taps * pixels);
-    gemm_uniform(
-        ctx,
-        plan,
-        &lhs,
-        &rhs,
-        None,
-        &z,
-        &StoreView::row_major(pixels),
-    )?;
+    // One input channel: a row per tap, which the one-input kernel fills directly.
+    if !one_input::tap_products(ctx, plan, g, dy, w, &z)? {
+        // w[o, i, ky, kx] = w[o * taps + t] is W^T[t, o].
+        let weight = View::Strided {
+            offset: 0,
+            row: Axis::stride(1),
+            col: Axis::stride(taps),
+        };
+        let lhs = pack(ctx, plan, Operand::A, &weight, w, taps, o)?;
+        let rhs = pack(ctx, plan, Operand::B, &channels_by_pixels(g), dy, pixels, o)?;
+        let store = StoreView::row_major(pixels);
+        gemm_uniform(ctx, plan, &lhs, &rhs, None, &z, &store)?;
+    }
     col2im(ctx, plan, g, &z, bias, dx)?;
     Ok(true)
 }
