@@ -42,6 +42,8 @@ struct Params {
     row_groups: u32,
     tiles: u32,
     // backward_weight: pixels (of batch * OH * OW) summed per chunk, and the chunk count.
+    // conv2d_single.wgsl takes chunk_len as output rows per block, conv2d_one_input.wgsl
+    // chunks as runs of output channels (its forward pass) or samples (its weight gradient).
     chunk_len: u32,
     chunks: u32,
     // Elements of the weight, O * I * KH * KW.

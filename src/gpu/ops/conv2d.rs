@@ -59,7 +59,9 @@ pub(super) struct Params {
     col_groups: u32,
     row_groups: u32,
     tiles: u32,
-    /// Weight gradient: pixels summed per chunk, and the chunk count.
+    /// Weight gradient: pixels summed per chunk, and the chunk count (the samples, for sums
+    /// per sample). The single-channel passes take `chunk_len` as output rows per block, the
+    /// one-input-channel forward pass `chunks` as its runs of output channels.
     pub(super) chunk_len: u32,
     pub(super) chunks: u32,
     /// Elements of the weight.

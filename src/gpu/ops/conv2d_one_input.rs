@@ -1,8 +1,9 @@
-//! The forward convolution from a single input channel (`shaders/conv2d_one_input.wgsl`),
-//! four output pixels per invocation, with the weights and bias packed into a uniform
-//! buffer first. It takes kernels of at most 3 x 3, any stride and padding, output channels
-//! in fours and output planes of whole vec4s; the caller falls back to the general kernels
-//! otherwise. Its sums run in the general kernels' order.
+//! Convolutions from a single input channel (`shaders/conv2d_one_input.wgsl`): the forward
+//! pass, four output pixels per invocation, with the weights and bias packed into a uniform
+//! buffer first (its sums run in the general kernels' order); the weight gradient, as sums
+//! per sample; and the input gradient's products per tap, for `col2im`. They take kernels
+//! of at most 3 x 3, any stride and padding, output channels in fours and output planes of
+//! whole vec4s; the callers fall back to other kernels otherwise.
 
 use super::conv2d::{Params, geometry_params, push_weight_per_sample};
 use super::to_u32;

@@ -2,9 +2,9 @@
 //! (`shaders/conv2d_single.wgsl`): the forward pass into one channel and the input gradient
 //! of a one-channel input, for stride 1, kernels of at most three rows, rows of whole vec4s
 //! and tap shifts of at most 4 columns, each invocation over a block of output rows; and the
-//! weight gradient of a one-channel input, summed per sample and then over
-//! the samples in order. The callers fall back to the general kernels of `conv2d.wgsl`
-//! otherwise, whose sums run in another order (so the last bits differ).
+//! weight gradient of a one-channel input, summed per sample and then over the samples in
+//! order. The callers fall back to other kernels otherwise, whose sums run in another order
+//! (so the last bits differ).
 
 use super::conv2d::{Params, push_weight_per_sample};
 use super::to_u32;
@@ -88,8 +88,7 @@ fn block_rows(kernels: KernelSet, rows: usize) -> usize {
 }
 
 /// Adds the pass's dispatches (the weights' packing, then the pass) and returns `true` when
-/// the kernel applies; `false` (nothing
-/// added) leaves it to the general kernels. `src` is x (forward) or dy (input gradient),
+/// the kernel applies; `false` (nothing added) leaves it to the general kernels. `src` is x (forward) or dy (input gradient),
 /// `out` y or dx; `params` the geometry's kernel parameters.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dispatch(
