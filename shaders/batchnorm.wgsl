@@ -81,10 +81,12 @@ fn store_stats(lid: u32, ch: u32, mean: f32, variance: f32) {
     }
 }
 
-fn store_grads(lid: u32, ch: u32, total: vec2<f32>) {
+// `total`: (sum dy, sum dy * (x - mean)); dgamma = sum dy * xhat is the second over the
+// standard deviation, one multiplication per channel rather than one per value.
+fn store_grads(lid: u32, ch: u32, total: vec2<f32>, inv_std: f32) {
     if (lid == 0u) {
         dbeta[ch] = total.x;
-        dgamma[ch] = total.y;
+        dgamma[ch] = total.y * inv_std;
     }
 }
 
@@ -186,7 +188,7 @@ fn backward_reduce(
     let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
     let seg = segment(lid, params.n * params.p);
 
-    // (sum dy, sum dy * xhat) in one sweep.
+    // (sum dy, sum dy * (x - mean)) in one sweep.
     var sums = vec2<f32>(0.0, 0.0);
     var w = walk_from(seg.first, LANE_GROUP, params.p, params.c);
     var j = seg.first;
@@ -197,16 +199,15 @@ fn backward_reduce(
         walk_next(&w);
         let g0 = dy[i0];
         let g1 = dy[i1];
-        sums = (sums + vec2<f32>(g0, g0 * (x[i0] - mean) * inv_std))
-            + vec2<f32>(g1, g1 * (x[i1] - mean) * inv_std);
+        sums = (sums + vec2<f32>(g0, g0 * (x[i0] - mean))) + vec2<f32>(g1, g1 * (x[i1] - mean));
     }
     for (; j < seg.end; j += LANE_GROUP) {
         let i = walk_index(w, ch);
         let g = dy[i];
-        sums += vec2<f32>(g, g * (x[i] - mean) * inv_std);
+        sums += vec2<f32>(g, g * (x[i] - mean));
         walk_next(&w);
     }
-    store_grads(lid, ch, workgroup_sum(lid, sums));
+    store_grads(lid, ch, workgroup_sum(lid, sums), inv_std);
 }
 
 @compute @workgroup_size(REDUCTION_SIZE)
@@ -224,7 +225,7 @@ fn backward_reduce4(
     let seg = segment(lid, params.n * (params.p / 4u));
 
     var sum_dy = vec4<f32>(0.0);
-    var sum_dy_xhat = vec4<f32>(0.0);
+    var sum_dy_centred = vec4<f32>(0.0);
     var w = walk_from(seg.first, LANE_GROUP, params.p / 4u, params.c);
     var j = seg.first;
     for (; j + LANE_GROUP < seg.end; j += 2u * LANE_GROUP) {
@@ -235,17 +236,26 @@ fn backward_reduce4(
         let g0 = dy4[i0];
         let g1 = dy4[i1];
         sum_dy = (sum_dy + g0) + g1;
-        sum_dy_xhat = (sum_dy_xhat + g0 * (x4[i0] - mean) * inv_std)
-            + g1 * (x4[i1] - mean) * inv_std;
+        sum_dy_centred = (sum_dy_centred + g0 * (x4[i0] - mean)) + g1 * (x4[i1] - mean);
     }
     for (; j < seg.end; j += LANE_GROUP) {
         let i = walk_index(w, ch);
         let g = dy4[i];
         sum_dy += g;
-        sum_dy_xhat += g * (x4[i] - mean) * inv_std;
+        sum_dy_centred += g * (x4[i] - mean);
         walk_next(&w);
     }
-    store_grads(lid, ch, workgroup_sum(lid, vec2<f32>(hsum(sum_dy), hsum(sum_dy_xhat))));
+    let sums = vec2<f32>(hsum(sum_dy), hsum(sum_dy_centred));
+    store_grads(lid, ch, workgroup_sum(lid, sums), inv_std);
+}
+
+// backward_dx's per-channel constants (a, k, b) with dx = dy * a + ((x - mean) * k + b):
+// the formula above with gamma / sqrt(var + eps) multiplied through, two multiply-adds per
+// value instead of six operations. x - mean stays a subtraction of its own, as in the
+// formula, so a mean far from zero cancels exactly as there.
+fn dx_coefficients(gamma: f32, inv_std: f32, dbeta_mean: f32, dgamma_mean: f32) -> vec3<f32> {
+    let scale = gamma * inv_std;
+    return vec3<f32>(scale, -scale * inv_std * dgamma_mean, -scale * dbeta_mean);
 }
 
 // ---- element-wise ---------------------------------------------------------------------------
@@ -259,15 +269,14 @@ fn normalize(
     let ch = wg.y;
     let items = params.n * params.p;
     let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
-    let g = gamma[ch];
     let mean = mean_in[ch];
-    let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
+    let scale = gamma[ch] / sqrt(var_in[ch] + params.epsilon);
     let b = beta[ch];
     var w = walk_from(first, params.item_step, params.p, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
-            y[i] = g * (x[i] - mean) * inv_std + b;
+            y[i] = (x[i] - mean) * scale + b;
         }
         walk_next(&w);
     }
@@ -281,15 +290,14 @@ fn normalize4(
     let ch = wg.y;
     let items = params.n * (params.p / 4u);
     let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
-    let g = gamma[ch];
     let mean = mean_in[ch];
-    let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
+    let scale = gamma[ch] / sqrt(var_in[ch] + params.epsilon);
     let b = beta[ch];
     var w = walk_from(first, params.item_step, params.p / 4u, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
-            y4[i] = g * (x4[i] - mean) * inv_std + b;
+            y4[i] = (x4[i] - mean) * scale + b;
         }
         walk_next(&w);
     }
@@ -306,15 +314,13 @@ fn backward_dx(
     let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let mean = mean_in[ch];
     let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
-    let scale = gamma[ch] * inv_std;
-    let dbeta_mean = dbeta_in[ch] / countf;
-    let dgamma_mean = dgamma_in[ch] / countf;
+    let coef =
+        dx_coefficients(gamma[ch], inv_std, dbeta_in[ch] / countf, dgamma_in[ch] / countf);
     var w = walk_from(first, params.item_step, params.p, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
-            let xhat = (x[i] - mean) * inv_std;
-            dx[i] = scale * (dy[i] - dbeta_mean - xhat * dgamma_mean);
+            dx[i] = dy[i] * coef.x + ((x[i] - mean) * coef.y + coef.z);
         }
         walk_next(&w);
     }
@@ -331,48 +337,32 @@ fn backward_dx4(
     let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
     let mean = mean_in[ch];
     let inv_std = 1.0 / sqrt(var_in[ch] + params.epsilon);
-    let scale = gamma[ch] * inv_std;
-    let dbeta_mean = dbeta_in[ch] / countf;
-    let dgamma_mean = dgamma_in[ch] / countf;
+    let coef =
+        dx_coefficients(gamma[ch], inv_std, dbeta_in[ch] / countf, dgamma_in[ch] / countf);
     var w = walk_from(first, params.item_step, params.p / 4u, params.c);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
             let i = walk_index(w, ch);
-            let xhat = (x4[i] - mean) * inv_std;
-            dx4[i] = scale * (dy4[i] - dbeta_mean - xhat * dgamma_mean);
+            dx4[i] = dy4[i] * coef.x + ((x4[i] - mean) * coef.y + coef.z);
         }
         walk_next(&w);
     }
 }
 
 // ---- channel groups -------------------------------------------------------------------------
-// For c a multiple of 4 and p not: four consecutive channels of one sample are 4 * p values
-// from a multiple of 4, p whole vec4s, so the tensor is [n, c / 4, p] vec4s. Component k of
-// vec4 q of a group belongs to the group's channel (4q + k) / p, which grows by at most one
-// from one component to the next. The element-wise kernels pick each component's
+// For c a multiple of 4 and p not, the tensor is [n, c / 4, p] vec4s (channel_walk.wgsl);
+// the channel of a component grows by at most one from one component to the next. The
+// element-wise kernels pick each component's
 // per-channel values from the group's four; the reductions, one workgroup per group, keep a
 // sum per channel and add each component into its channel's. Those take one item per loop
 // trip; the two items per trip of the other reductions were not measured for their eight
 // sums.
-
-// The group's channel of each component of vec4 q: (4q + k) / p, without dividing.
-fn group_channels(q: u32) -> vec4<u32> {
-    let at = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
-    let p = params.p;
-    return vec4<u32>(at >= vec4<u32>(p)) + vec4<u32>(at >= vec4<u32>(2u * p))
-        + vec4<u32>(at >= vec4<u32>(3u * p));
-}
 
 // Component k of the result is v[which[k]].
 fn pick(v: vec4<f32>, which: vec4<u32>) -> vec4<f32> {
     let low = select(vec4<f32>(v.x), vec4<f32>(v.y), which >= vec4<u32>(1u));
     let high = select(vec4<f32>(v.z), vec4<f32>(v.w), which >= vec4<u32>(3u));
     return select(low, high, which >= vec4<u32>(2u));
-}
-
-// Component k of the result is v[k] where channel[k] == c, else 0.
-fn only(v: vec4<f32>, channel: vec4<u32>, c: u32) -> vec4<f32> {
-    return select(vec4<f32>(0.0), v, channel == vec4<u32>(c));
 }
 
 // A per-channel tensor's values for the four channels of group g.
@@ -486,21 +476,20 @@ fn backward_reduce_grouped(
     let inv_std = group_inv_std(g);
     let seg = segment(lid, params.n * params.p);
 
-    // Per channel of the group: sum of dy, and of dy * xhat.
+    // Per channel of the group: sum of dy, and of dy * (x - mean).
     var sums = GroupSums();
     var w = walk_from(seg.first, LANE_GROUP, params.p, params.c / 4u);
     for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
         let channel = group_channels(w.q);
         let i = walk_index(w, g);
         let g4 = dy4[i];
-        let xhat = (x4[i] - pick(mean, channel)) * pick(inv_std, channel);
-        add_by_channel(&sums, g4, g4 * xhat, channel);
+        add_by_channel(&sums, g4, g4 * (x4[i] - pick(mean, channel)), channel);
         walk_next(&w);
     }
-    store_grads(lid, 4u * g, workgroup_sum(lid, pair(sums.a0, sums.b0)));
-    store_grads(lid, 4u * g + 1u, workgroup_sum(lid, pair(sums.a1, sums.b1)));
-    store_grads(lid, 4u * g + 2u, workgroup_sum(lid, pair(sums.a2, sums.b2)));
-    store_grads(lid, 4u * g + 3u, workgroup_sum(lid, pair(sums.a3, sums.b3)));
+    store_grads(lid, 4u * g, workgroup_sum(lid, pair(sums.a0, sums.b0)), inv_std.x);
+    store_grads(lid, 4u * g + 1u, workgroup_sum(lid, pair(sums.a1, sums.b1)), inv_std.y);
+    store_grads(lid, 4u * g + 2u, workgroup_sum(lid, pair(sums.a2, sums.b2)), inv_std.z);
+    store_grads(lid, 4u * g + 3u, workgroup_sum(lid, pair(sums.a3, sums.b3)), inv_std.w);
 }
 
 // Grid: x = chunk of WORKGROUP_SIZE * CHUNK_PER_INVOCATION vec4s of a group, y = group.
@@ -512,17 +501,15 @@ fn normalize_grouped(
     let g = wg.y;
     let items = params.n * params.p;
     let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
-    let gamma4 = group_gamma(g);
     let mean = group_mean(g);
-    let inv_std = group_inv_std(g);
+    let scale = group_gamma(g) * group_inv_std(g);
     let beta4 = group_beta(g);
     var w = walk_from(first, params.item_step, params.p, params.c / 4u);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
             let channel = group_channels(w.q);
             let i = walk_index(w, g);
-            y4[i] = pick(gamma4, channel) * (x4[i] - pick(mean, channel))
-                * pick(inv_std, channel) + pick(beta4, channel);
+            y4[i] = (x4[i] - pick(mean, channel)) * pick(scale, channel) + pick(beta4, channel);
         }
         walk_next(&w);
     }
@@ -540,16 +527,16 @@ fn backward_dx_grouped(
     let mean = group_mean(g);
     let inv_std = group_inv_std(g);
     let scale = group_gamma(g) * inv_std;
-    let dbeta_mean = group_dbeta(g) / countf;
-    let dgamma_mean = group_dgamma(g) / countf;
+    // dx_coefficients, per channel of the group.
+    let slope = -scale * inv_std * (group_dgamma(g) / countf);
+    let offset = -scale * (group_dbeta(g) / countf);
     var w = walk_from(first, params.item_step, params.p, params.c / 4u);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
             let channel = group_channels(w.q);
             let i = walk_index(w, g);
-            let xhat = (x4[i] - pick(mean, channel)) * pick(inv_std, channel);
-            dx4[i] = pick(scale, channel)
-                * (dy4[i] - pick(dbeta_mean, channel) - xhat * pick(dgamma_mean, channel));
+            dx4[i] = dy4[i] * pick(scale, channel)
+                + ((x4[i] - pick(mean, channel)) * pick(slope, channel) + pick(offset, channel));
         }
         walk_next(&w);
     }

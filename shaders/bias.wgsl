@@ -3,6 +3,9 @@
 //   backward_serial:  db[c] = sum_{n, p} dy[n, c, p]         one invocation per channel
 //   backward_tree:    the same sum, one workgroup per channel (channel_walk.wgsl, prepended)
 //   backward_tree4:   the same, four values per load, for p a multiple of 4
+//   backward_tree_grouped: the same, one workgroup per group of four channels, four values
+//                     of the group per load, for c a multiple of 4 and p not (the channel
+//                     groups of channel_walk.wgsl)
 // Every reduction adds in a fixed order (no atomics), so results repeat bit for bit. The
 // launcher takes the serial form when a channel has fewer than WORKGROUP_SIZE values (a
 // dense layer's bias: many channels, a batch of values each; neighbouring invocations then
@@ -129,5 +132,41 @@ fn backward_tree4(
     let total = workgroup_sum(lid, vec2<f32>(hsum(sum), 0.0));
     if (lid == 0u) {
         db[ch] = total.x;
+    }
+}
+
+@compute @workgroup_size(REDUCTION_SIZE)
+fn backward_tree_grouped(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = reduction_channel(wg, groups);
+    if (g >= params.c / 4u) {
+        return;
+    }
+    let seg = segment(lid, params.n * params.p);
+    var w = walk_from(seg.first, LANE_GROUP, params.p, params.c / 4u);
+    // One vec4 of partial sums per channel of the group.
+    var s0 = vec4<f32>(0.0);
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
+    for (var j = seg.first; j < seg.end; j += LANE_GROUP) {
+        let channel = group_channels(w.q);
+        let v = dy4[walk_index(w, g)];
+        s0 += only(v, channel, 0u);
+        s1 += only(v, channel, 1u);
+        s2 += only(v, channel, 2u);
+        s3 += only(v, channel, 3u);
+        walk_next(&w);
+    }
+    let low = workgroup_sum(lid, vec2<f32>(hsum(s0), hsum(s1)));
+    let high = workgroup_sum(lid, vec2<f32>(hsum(s2), hsum(s3)));
+    if (lid == 0u) {
+        db[4u * g] = low.x;
+        db[4u * g + 1u] = low.y;
+        db[4u * g + 2u] = high.x;
+        db[4u * g + 3u] = high.y;
     }
 }

@@ -94,3 +94,20 @@ fn hsum(v: vec4<f32>) -> f32 {
 fn reduction_channel(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
     return wg.x + wg.y * groups.x;
 }
+
+// Channel groups: for c a multiple of 4 and p not, four consecutive channels of one sample
+// are 4 * p values from a multiple of 4, so the tensor is [n, c / 4, p] vec4s, and
+// component k of vec4 q of a group belongs to the group's channel (4q + k) / p.
+
+// The group's channel of each component of vec4 q: (4q + k) / p, without dividing.
+fn group_channels(q: u32) -> vec4<u32> {
+    let at = vec4<u32>(4u * q) + vec4<u32>(0u, 1u, 2u, 3u);
+    let p = params.p;
+    return vec4<u32>(at >= vec4<u32>(p)) + vec4<u32>(at >= vec4<u32>(2u * p))
+        + vec4<u32>(at >= vec4<u32>(3u * p));
+}
+
+// Component k of the result is v[k] where channel[k] == c, else 0.
+fn only(v: vec4<f32>, channel: vec4<u32>, c: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), v, channel == vec4<u32>(c));
+}

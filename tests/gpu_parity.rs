@@ -306,7 +306,7 @@ fn elementwise_op_folds_its_grid_past_the_workgroup_limit() {
 
 /// (n, c, p) for per-channel ops: batch 1, one channel, the serial path (n * p < the
 /// workgroup size: dense-layer biases), the tree path with a ragged last round.
-const CHANNEL_SHAPES: [(usize, usize, usize); 14] = [
+const CHANNEL_SHAPES: [(usize, usize, usize); 16] = [
     (1, 1, 1),
     (1, 1, 7),
     (2, 3, 5),
@@ -318,6 +318,10 @@ const CHANNEL_SHAPES: [(usize, usize, usize); 14] = [
     // c a multiple of 4 and p not (BatchNorm's channel groups; so are (32, 300, 1) and
     // (2, 16, 49) above).
     (3, 12, 3),
+    // The same with channels long enough for the reductions' workgroup per group, one with
+    // an odd p and a ragged last round.
+    (40, 8, 49),
+    (6, 4, 45),
     // p a multiple of 4: the kernels that move four values per load.
     (1, 2, 8),
     (33, 3, 16),

@@ -64,12 +64,15 @@ pub fn bias_backward(
     // Few values per channel (under WORKGROUP_SIZE): one invocation per channel, no
     // barriers. Many: a workgroup per channel so the long sum is spread over
     // REDUCTION_WORKGROUP_SIZE invocations, four values per load where every row of p values
-    // starts on a 16-byte boundary.
+    // starts on a 16-byte boundary, or, for channels in fours, where every group's row of
+    // 4 p values does (then a workgroup per group of four channels).
     let (entry, grid, dy_binding) = if n * p < WORKGROUP_SIZE as usize {
         let grid = ctx.grid(op, (c as u64).div_ceil(WORKGROUP_SIZE as u64))?;
         ("backward_serial", grid, 3)
     } else if four_wide(p, &[dy]) {
         ("backward_tree4", ctx.grid(op, c as u64)?, 5)
+    } else if c.is_multiple_of(4) && four_wide(4 * p, &[dy]) {
+        ("backward_tree_grouped", ctx.grid(op, (c / 4) as u64)?, 5)
     } else {
         ("backward_tree", ctx.grid(op, c as u64)?, 3)
     };

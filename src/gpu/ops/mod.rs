@@ -63,7 +63,7 @@ pub const WORKGROUP_SIZE: u32 = 256;
 pub const REDUCTION_WORKGROUP_SIZE: u32 = 64;
 
 /// Entry points that are per-channel reductions, sized [`REDUCTION_WORKGROUP_SIZE`].
-pub const PER_CHANNEL_REDUCTIONS: [&str; 8] = [
+pub const PER_CHANNEL_REDUCTIONS: [&str; 9] = [
     "forward_train_stats",
     "forward_train_stats4",
     "forward_train_stats_grouped",
@@ -72,6 +72,7 @@ pub const PER_CHANNEL_REDUCTIONS: [&str; 8] = [
     "backward_reduce_grouped",
     "backward_tree",
     "backward_tree4",
+    "backward_tree_grouped",
 ];
 
 /// Elements each invocation of an element-wise kernel handles (`ELEMS_PER_INVOCATION` in
