@@ -1,7 +1,8 @@
 // Inverted dropout (philox.wgsl is prepended).
 //   mask:  mask[i] = 1 if (random_bits(seed, step, stream, i / 4)[i % 4] >> 8) >= threshold,
 //          else 0, bit for bit the CPU's `cpu::dropout_mask` (threshold =
-//          rng::dropout_threshold); an item is one Philox block of four elements.
+//          rng::dropout_threshold); an item is one Philox block of four elements, stored
+//          as one vec4 by mask4 for lengths that are multiples of 4.
 //   apply: y[i] = x[i] * mask[i] * scale, the forward pass and (with dy, dx) the backward;
 //          apply4 the same four values at a time, for lengths that are multiples of 4
 //          (memory-bound kernels on CPU drivers pay per load instruction more than per byte).
@@ -35,6 +36,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read> mask_in4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> mask4: array<vec4<f32>>;
 
 fn first_element(wg: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
     let group = wg.x + wg.y * groups.x;
@@ -70,6 +72,21 @@ fn dropout_mask(
             if (i + 3u < params.n) {
                 mask[i + 3u] = keep.w;
             }
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn dropout_mask4(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let first = first_element(wg, groups, lid);
+    for (var k = 0u; k < ELEMS_PER_INVOCATION; k++) {
+        let block = first + k * WORKGROUP_SIZE;
+        if (block < params.n / 4u) {
+            mask4[block] = mask_block(block);
         }
     }
 }

@@ -7,17 +7,18 @@ const PHILOX_W0: u32 = 0x9E3779B9u;
 const PHILOX_W1: u32 = 0xBB67AE85u;
 
 // High and low words of the 64-bit product a * b, from 16-bit halves (WGSL has no u64).
+// The middle partial products take the carries in turn: lh + (ll >> 16) and
+// hl + (mid & 0xffff) stay below 2^32 (a 16 x 16-bit product is at most 2^32 - 2^17 + 1),
+// so no sum wraps, and the dropout mask, which is bound by this arithmetic, saves the
+// separate sum of the low halves.
 fn philox_mulhilo(a: u32, b: u32) -> vec2<u32> {
     let a_lo = a & 0xffffu;
     let a_hi = a >> 16u;
     let b_lo = b & 0xffffu;
     let b_hi = b >> 16u;
-    let ll = a_lo * b_lo;
-    let lh = a_lo * b_hi;
-    let hl = a_hi * b_lo;
-    let hh = a_hi * b_hi;
-    let cross = (ll >> 16u) + (lh & 0xffffu) + (hl & 0xffffu);
-    let hi = hh + (lh >> 16u) + (hl >> 16u) + (cross >> 16u);
+    let mid = a_lo * b_hi + ((a_lo * b_lo) >> 16u);
+    let mid2 = a_hi * b_lo + (mid & 0xffffu);
+    let hi = a_hi * b_hi + (mid >> 16u) + (mid2 >> 16u);
     return vec2<u32>(hi, a * b);
 }
 

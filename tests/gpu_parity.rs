@@ -665,6 +665,10 @@ fn dropout_mask_matches_cpu_reference() {
             (255, 0.5, 17),
             (513, 0.3, 33),
             (10_007, 0.3, 48),
+            // Multiples of 4: the kernel that stores a block's four values at once.
+            (4, 0.3, 16),
+            (512, 0.5, 17),
+            (10_008, 0.3, 48),
         ] {
             let step = ctx.step_uniform(&step_constants(seed, 9));
             let gmask = ctx.storage("mask", n);

@@ -45,8 +45,14 @@ pub fn dropout_mask(
     let blocks = mask.len.div_ceil(4);
     to_u32(op, 4 * (blocks + ELEMS_PER_WORKGROUP as usize))?;
     let grid = elementwise_grid(ctx, op, blocks)?;
-    let bindings = [(1, step.into()), (2, mask.into())];
-    plan.push(ctx.dispatch(Shader::Dropout, "dropout_mask", &params, &bindings, grid)?);
+    // A block's four values in one store where they are whole vec4s.
+    let (entry, mask_at) = if four_wide(mask.len, &[mask]) {
+        ("dropout_mask4", 9)
+    } else {
+        ("dropout_mask", 2)
+    };
+    let bindings = [(1, step.into()), (mask_at, mask.into())];
+    plan.push(ctx.dispatch(Shader::Dropout, entry, &params, &bindings, grid)?);
     Ok(())
 }
 
