@@ -14,6 +14,13 @@
 //            a select, so CPU drivers, which run both sides of a branch that differs between
 //            invocations, run no masked loop trips; the taps are added in the same order, so
 //            it gives col2im's bits.
+//   col2im4_stride2_pad0, _pad1: col2im4 for 3 x 3 kernels at stride 2 with padding 0 or 1
+//            on the top and left and the large side's rows of whole vec4s at most twice the
+//            small side's (the generator's 14 x 14 -> 28 x 28). The taps of four pixels of a
+//            row then fall on two neighbouring columns of Z per tap column (see
+//            col2im4_pairs), which it loads as pairs, z seen two values at a time: eight pair
+//            loads per four pixels where col2im4 makes sixteen single ones, half of them
+//            masked. Same taps, same order, same bits.
 // `div` and `div4` are shaders/exact_div.wgsl: the launcher checks that the indices they
 // divide stay exact in f32.
 
@@ -46,6 +53,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bias: array<f32>;           // [I], or z when unused
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;       // [n, i, iy, ix]
 @group(0) @binding(4) var<storage, read_write> dx4: array<vec4<f32>>; // dx, for col2im4
+@group(0) @binding(5) var<storage, read> z2: array<vec2<f32>>;       // z, for col2im4_pairs
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn col2im(
@@ -151,4 +159,85 @@ fn col2im4(
         acc += bias[i];
     }
     dx4[v] = acc;
+}
+
+// Four pixels ix0 .. ix0 + 3 of row iy (ix0 a multiple of 4, so with m = ix0 / 2 even) take,
+// per kernel row, these taps (tx = ix + PL = 2 ox + kx):
+//   PL = 1: ix0: kx 1 at ox m;                ix0 + 1: kx 0 at m + 1, then kx 2 at m;
+//           ix0 + 2: kx 1 at m + 1;           ix0 + 3: kx 0 at m + 2, then kx 2 at m + 1
+//   PL = 0: ix0: kx 0 at m, then kx 2 at m - 1;  ix0 + 1: kx 1 at m;
+//           ix0 + 2: kx 0 at m + 1, then kx 2 at m;  ix0 + 3: kx 1 at m + 1
+// so each tap column's pair (m, m + 1) of Z, and the pair after it (PL = 1, kx 0) or before
+// it (PL = 0, kx 2), hold them all. An even column pair is a whole vec2 when Z's rows and
+// the small side's rows have even lengths (the launcher checks), and m + 1 < out_w when
+// in_w <= 2 out_w: only column m + 2 can fall past the row, and m - 1 before it. Along y,
+// as in col2im4, a pixel takes the kernel rows ky0 and ky0 + 2 (ty = iy + PT = 2 qy + ky0),
+// masked where they leave the kernel or the small side. The entry points pass PL as a
+// literal, so the choice of taps costs nothing at run time.
+fn col2im4_pairs(v: u32, pad_left: u32) {
+    let plane_len = p.in_h * p.in_w;
+    let quads = plane_len / 4u;
+    let plane = div(v, quads);
+    if plane >= p.planes {
+        return;
+    }
+    let n = div(plane, p.channels);
+    let i = plane - n * p.channels;
+    let first = 4u * (v - plane * quads);
+    let iy = div(first, p.in_w);
+    let m = (first - iy * p.in_w) / 2u;
+    // Whether the pair after (PL = 1) or before (PL = 0) has the column a pixel needs.
+    let beside_ok = select(m > 0u, m + 2u < p.out_w, pad_left == 1u);
+    let ty = iy + p.pad_top;
+    let qy = ty / 2u;
+    let ky0 = ty - 2u * qy;
+    let row_pairs = p.pixels / 2u;
+
+    var acc = vec4<f32>(0.0);
+    for (var a = 0u; a < 2u; a++) {
+        // Kernel row ky reaches small-side row oy; wrapped (negative) values fail the bound.
+        let ky = ky0 + 2u * a;
+        let oy = qy - a;
+        let ok = ky < 3u && oy < p.out_h;
+        let pair = ((i * 3u + ky) * 3u * p.pixels + (n * p.out_h + oy) * p.out_w + m) / 2u;
+        let at = select(0u, pair, ok);
+        let kx0 = z2[at];
+        let kx1 = z2[at + row_pairs];
+        let kx2 = z2[at + 2u * row_pairs];
+        var taps: vec4<f32>;
+        var then: vec4<f32>;
+        if pad_left == 1u {
+            let after = z2[select(at, at + 1u, ok && beside_ok)];
+            taps = vec4<f32>(kx1.x, kx0.y, kx1.y, select(0.0, after.x, beside_ok));
+            then = vec4<f32>(0.0, kx2.x, 0.0, kx2.y);
+        } else {
+            let before = z2[select(at, at + 2u * row_pairs - 1u, ok && beside_ok)];
+            taps = vec4<f32>(kx0.x, kx1.x, kx0.y, kx1.y);
+            then = vec4<f32>(select(0.0, before.y, beside_ok), 0.0, kx2.x, 0.0);
+        }
+        acc += select(vec4<f32>(0.0), taps, ok);
+        acc += select(vec4<f32>(0.0), then, ok);
+    }
+    if p.has_bias == 1u {
+        acc += bias[i];
+    }
+    dx4[v] = acc;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn col2im4_stride2_pad0(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    col2im4_pairs((wg.x + wg.y * groups.x) * WORKGROUP_SIZE + lid, 0u);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn col2im4_stride2_pad1(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    col2im4_pairs((wg.x + wg.y * groups.x) * WORKGROUP_SIZE + lid, 1u);
 }

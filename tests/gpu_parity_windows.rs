@@ -126,7 +126,8 @@ fn gemm_uniform_matches_cpu_reference() {
 /// single-channel weight-gradient kernel), and whose input gradients' products per tap run
 /// on the one-input-channel kernel (3x3 and 2x3); then a
 /// forward pass over 720 taps (two dispatches) into whole vec4 rows, with the bias; then
-/// an input gradient by tap into planes of an odd number of pixels.
+/// an input gradient by tap into planes of an odd number of pixels; then padding 1 at
+/// stride 2.
 fn geometries() -> Vec<Conv2dGeometry> {
     vec![
         Conv2dGeometry::conv_same(2, 64, (14, 14), 128, (3, 3), (2, 2)),
@@ -142,6 +143,15 @@ fn geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_same(4, 1, (16, 16), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(2, 80, (14, 14), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(8, 3, (21, 19), 40, (3, 3), (2, 2)),
+        // Padding 1 on every side at stride 2 (the input gradient gathers by pairs of
+        // columns from the left-padded layout), rows of whole vec4s.
+        Conv2dGeometry {
+            out_h: 6,
+            out_w: 6,
+            pad_top: 1,
+            pad_left: 1,
+            ..Conv2dGeometry::conv_valid(4, 16, (12, 12), 48, (3, 3), (2, 2))
+        },
     ]
 }
 
@@ -155,6 +165,8 @@ struct Route {
     by_tap: bool,
     /// The products per tap of a one-input-channel input gradient, from their own kernel.
     one_input_taps: bool,
+    /// The gather of those products by pairs of columns (3 x 3 at stride 2).
+    pairs: bool,
 }
 
 /// Forward, input gradient and weight gradient on `ctx`, and the route each took.
@@ -183,6 +195,7 @@ fn passes(ctx: &GpuContext, g: &Conv2dGeometry, tag: u32) -> ([Vec<f32>; 3], [Ro
             windows: ran("gemm_uniform"),
             by_tap: ran("col2im"),
             one_input_taps: ran("conv2d_one_input:tap_products"),
+            pairs: ran("col2im:col2im4_stride2"),
         };
         results[pass] = run_read(ctx, &plan, &outs[pass]);
     }
@@ -261,6 +274,18 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
         one_input.contains(&3) && one_input.contains(&2),
         "one-input products per tap ran for kernel heights {one_input:?}"
     );
+    // By pairs of columns: 'same' padding (none on the left at stride 2 from an even width)
+    // and padding 1 on both sides.
+    for pad in [0, 1] {
+        let pairs = geometries()
+            .iter()
+            .zip(&routes)
+            .any(|(g, r)| r[1].pairs && g.pad_left == pad);
+        assert!(
+            pairs,
+            "no input gradient was gathered by pairs with left padding {pad}"
+        );
+    }
     // By tap: planes of whole vec4s and not (col2im's two kernels).
     for four_wide in [true, false] {
         let by_tap = geometries()
