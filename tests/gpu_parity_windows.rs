@@ -143,8 +143,15 @@ fn geometries() -> Vec<Conv2dGeometry> {
         Conv2dGeometry::conv_same(4, 1, (16, 16), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(2, 80, (14, 14), 64, (3, 3), (1, 1)),
         Conv2dGeometry::conv_same(8, 3, (21, 19), 40, (3, 3), (2, 2)),
-        // Padding 1 on every side at stride 2 (the input gradient gathers by pairs of
-        // columns from the left-padded layout), rows of whole vec4s.
+        // Padding 1 on every side at stride 2 (the input gradients gather by 2 x 2 blocks
+        // from the padded layout), rows of 14 and of 12.
+        Conv2dGeometry {
+            out_h: 7,
+            out_w: 7,
+            pad_top: 1,
+            pad_left: 1,
+            ..Conv2dGeometry::conv_valid(3, 16, (14, 14), 48, (3, 3), (2, 2))
+        },
         Conv2dGeometry {
             out_h: 6,
             out_w: 6,
@@ -165,8 +172,10 @@ struct Route {
     by_tap: bool,
     /// The products per tap of a one-input-channel input gradient, from their own kernel.
     one_input_taps: bool,
-    /// The gather of those products by pairs of columns (3 x 3 at stride 2).
-    pairs: bool,
+    /// The gather of those products by 2 x 2 blocks of pixels (3 x 3 at stride 2).
+    blocks: bool,
+    /// The gather four pixels at a time, tap by tap.
+    quads: bool,
 }
 
 /// Forward, input gradient and weight gradient on `ctx`, and the route each took.
@@ -195,7 +204,8 @@ fn passes(ctx: &GpuContext, g: &Conv2dGeometry, tag: u32) -> ([Vec<f32>; 3], [Ro
             windows: ran("gemm_uniform"),
             by_tap: ran("col2im"),
             one_input_taps: ran("conv2d_one_input:tap_products"),
-            pairs: ran("col2im:col2im4_stride2"),
+            blocks: ran("col2im:col2im_block2"),
+            quads: ran("col2im:col2im4"),
         };
         results[pass] = run_read(ctx, &plan, &outs[pass]);
     }
@@ -274,19 +284,23 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
         one_input.contains(&3) && one_input.contains(&2),
         "one-input products per tap ran for kernel heights {one_input:?}"
     );
-    // By pairs of columns: 'same' padding (none on the left at stride 2 from an even width)
-    // and padding 1 on both sides.
+    // By 2 x 2 blocks: 'same' padding (none on the top and left at stride 2 from an even
+    // size) and padding 1 on every side.
     for pad in [0, 1] {
-        let pairs = geometries()
+        let blocks = geometries()
             .iter()
             .zip(&routes)
-            .any(|(g, r)| r[1].pairs && g.pad_left == pad);
+            .any(|(g, r)| r[1].blocks && g.pad_left == pad);
         assert!(
-            pairs,
-            "no input gradient was gathered by pairs with left padding {pad}"
+            blocks,
+            "no input gradient was gathered by blocks with padding {pad}"
         );
     }
-    // By tap: planes of whole vec4s and not (col2im's two kernels).
+    assert!(
+        routes.iter().any(|r| r[1].quads),
+        "no input gradient was gathered four pixels at a time"
+    );
+    // By tap: planes of whole vec4s and not.
     for four_wide in [true, false] {
         let by_tap = geometries()
             .iter()
