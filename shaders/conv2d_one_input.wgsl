@@ -84,14 +84,19 @@ fn add_slot(acc: Quad, wv: vec4<f32>, s: vec4<f32>) -> Quad {
     return Quad(acc.p0 + wv * s.x, acc.p1 + wv * s.y, acc.p2 + wv * s.z, acc.p3 + wv * s.w);
 }
 
-@compute @workgroup_size(WG_ONE)
-fn forward_one_input(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lane: u32,
-) {
-    let plane = p.out_h * p.out_w;
-    let plane4 = plane / 4u;
+// The invocation's quad and workgroup's run of output channels, and its clamped quad's
+// pixels (forward_one_input's grid).
+struct QuadRun {
+    real: bool,     // a quad of the output, not a surplus invocation
+    n: u32,         // sample
+    first: u32,     // first of the four pixels within the sample's plane
+    chunk: u32,     // the workgroup's run of output channel groups
+    oy: vec4<u32>,
+    ox: vec4<u32>,
+}
+
+fn quad_run(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) -> QuadRun {
+    let plane4 = p.out_h * p.out_w / 4u;
     // The output channels come in `chunks` runs of groups of four, a run per workgroup: the
     // run's bounds are then the same for every invocation, so are the weights' addresses.
     let quads = p.batch * plane4;
@@ -107,39 +112,34 @@ fn forward_one_input(
     let first = (q - n * plane4) * 4u;
     let pix = vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u);
     let oy = pix / p.out_w;
-    let ox = pix - oy * p.out_w;
-    let src = n * p.in_h * p.in_w;
-    let s0 = source4(src, oy, ox, 0u, 0u);
-    let s1 = source4(src, oy, ox, 0u, 1u);
-    let s2 = source4(src, oy, ox, 0u, 2u);
-    let s3 = source4(src, oy, ox, 1u, 0u);
-    let s4 = source4(src, oy, ox, 1u, 1u);
-    let s5 = source4(src, oy, ox, 1u, 2u);
-    let s6 = source4(src, oy, ox, 2u, 0u);
-    let s7 = source4(src, oy, ox, 2u, 1u);
-    let s8 = source4(src, oy, ox, 2u, 2u);
+    return QuadRun(real, n, first, chunk, oy, pix - oy * p.out_w);
+}
 
+// Walks the run's output channels four at a time and stores the quad's sums.
+fn store_channels(r: QuadRun, s: Sources) {
+    let plane = p.out_h * p.out_w;
+    let plane4 = plane / 4u;
     let o4 = p.out_channels / 4u;
     let run = o4 / p.chunks;
-    let c0 = chunk * run;
+    let c0 = r.chunk * run;
     // y[n, 4c + j, first ..] four pixels at a time, for channel group c and channel j.
-    var at = ((n * p.out_channels + 4u * c0) * plane + first) / 4u;
+    var at = ((r.n * p.out_channels + 4u * c0) * plane + r.first) / 4u;
     for (var c = c0; c < c0 + run; c++) {
         var acc = Quad(vec4<f32>(), vec4<f32>(), vec4<f32>(), vec4<f32>());
-        acc = add_slot(acc, taps[c], s0);
-        acc = add_slot(acc, taps[o4 + c], s1);
-        acc = add_slot(acc, taps[2u * o4 + c], s2);
-        acc = add_slot(acc, taps[3u * o4 + c], s3);
-        acc = add_slot(acc, taps[4u * o4 + c], s4);
-        acc = add_slot(acc, taps[5u * o4 + c], s5);
-        acc = add_slot(acc, taps[6u * o4 + c], s6);
-        acc = add_slot(acc, taps[7u * o4 + c], s7);
-        acc = add_slot(acc, taps[8u * o4 + c], s8);
+        acc = add_slot(acc, taps[c], s.s0);
+        acc = add_slot(acc, taps[o4 + c], s.s1);
+        acc = add_slot(acc, taps[2u * o4 + c], s.s2);
+        acc = add_slot(acc, taps[3u * o4 + c], s.s3);
+        acc = add_slot(acc, taps[4u * o4 + c], s.s4);
+        acc = add_slot(acc, taps[5u * o4 + c], s.s5);
+        acc = add_slot(acc, taps[6u * o4 + c], s.s6);
+        acc = add_slot(acc, taps[7u * o4 + c], s.s7);
+        acc = add_slot(acc, taps[8u * o4 + c], s.s8);
         if p.has_bias == 1u {
             let b = taps[BIAS_SLOT * o4 + c];
             acc = Quad(acc.p0 + b, acc.p1 + b, acc.p2 + b, acc.p3 + b);
         }
-        if real {
+        if r.real {
             out4[at] = vec4<f32>(acc.p0.x, acc.p1.x, acc.p2.x, acc.p3.x);
             out4[at + plane4] = vec4<f32>(acc.p0.y, acc.p1.y, acc.p2.y, acc.p3.y);
             out4[at + 2u * plane4] = vec4<f32>(acc.p0.z, acc.p1.z, acc.p2.z, acc.p3.z);
@@ -147,6 +147,74 @@ fn forward_one_input(
         }
         at += 4u * plane4;
     }
+}
+
+@compute @workgroup_size(WG_ONE)
+fn forward_one_input(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let r = quad_run(wid, nwg, lane);
+    let src = r.n * p.in_h * p.in_w;
+    store_channels(r, Sources(
+        source4(src, r.oy, r.ox, 0u, 0u),
+        source4(src, r.oy, r.ox, 0u, 1u),
+        source4(src, r.oy, r.ox, 0u, 2u),
+        source4(src, r.oy, r.ox, 1u, 0u),
+        source4(src, r.oy, r.ox, 1u, 1u),
+        source4(src, r.oy, r.ox, 1u, 2u),
+        source4(src, r.oy, r.ox, 2u, 0u),
+        source4(src, r.oy, r.ox, 2u, 1u),
+        source4(src, r.oy, r.ox, 2u, 2u),
+    ));
+}
+
+// x, four values at a time, for forward_one_input_3x3.
+@group(0) @binding(12) var<storage, read> x4: array<vec4<f32>>;
+
+// Vec4 `at` of source row `iy` of the sample starting at vec4 `plane`, zero outside the
+// source (rows of whole vec4s, so a vec4 is inside or outside entirely).
+fn source_row_vec4(plane: u32, iy: i32, at: i32) -> vec4<f32> {
+    let w4 = i32(p.in_w / 4u);
+    let ok = iy >= 0 && iy < i32(p.in_h) && at >= 0 && at < w4;
+    return select(vec4<f32>(), x4[select(0u, plane + u32(iy * w4 + at), ok)], ok);
+}
+
+// The kernel row whose source row is iy: its three slots for a quad starting at a multiple of
+// 4, from the vec4 before the quad's, its own and the one after (padding 1 on the left).
+fn row_slots(plane: u32, iy: i32, at: i32) -> array<vec4<f32>, 3> {
+    let before = source_row_vec4(plane, iy, at - 1);
+    let own = source_row_vec4(plane, iy, at);
+    let after = source_row_vec4(plane, iy, at + 1);
+    return array<vec4<f32>, 3>(
+        vec4<f32>(before.w, own.xyz),
+        own,
+        vec4<f32>(own.yzw, after.x),
+    );
+}
+
+// The same for a 3 x 3 kernel at stride 1 with padding 1 ('same'), into rows of whole vec4s
+// as wide as the source's: a quad lies in one row, and kernel row ky's three slots are the
+// source row's values at ox - 1 .. ox + 4, which the three aligned vec4s around the quad's
+// hold. Nine vec4 loads where forward_one_input makes 36 single ones; the same values, so
+// the same sums.
+@compute @workgroup_size(WG_ONE)
+fn forward_one_input_3x3(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+) {
+    let r = quad_run(wid, nwg, lane);
+    let plane = r.n * p.in_h * p.in_w / 4u;
+    let oy = i32(r.oy.x);
+    let at = i32(r.ox.x / 4u);
+    let top = row_slots(plane, oy - 1, at);
+    let middle = row_slots(plane, oy, at);
+    let bottom = row_slots(plane, oy + 1, at);
+    store_channels(r, Sources(
+        top[0], top[1], top[2], middle[0], middle[1], middle[2], bottom[0], bottom[1], bottom[2],
+    ));
 }
 
 // The weight gradient of the same convolution:
@@ -175,7 +243,7 @@ struct SlotSums {
     t8: vec4<f32>,
 }
 
-// The nine slots' source values of one quad.
+// The nine slots' source values of one quad, slot ky * 3 + kx.
 struct Sources {
     s0: vec4<f32>,
     s1: vec4<f32>,

@@ -176,6 +176,8 @@ struct Route {
     blocks: bool,
     /// The gather four pixels at a time, tap by tap.
     quads: bool,
+    /// The one-input-channel forward pass with each row's sources loaded as vec4s.
+    one_input_rows: bool,
 }
 
 /// Forward, input gradient and weight gradient on `ctx`, and the route each took.
@@ -206,6 +208,7 @@ fn passes(ctx: &GpuContext, g: &Conv2dGeometry, tag: u32) -> ([Vec<f32>; 3], [Ro
             one_input_taps: ran("conv2d_one_input:tap_products"),
             blocks: ran("col2im:col2im_block2"),
             quads: ran("col2im:col2im4"),
+            one_input_rows: ran("conv2d_one_input:forward_one_input_3x3"),
         };
         results[pass] = run_read(ctx, &plan, &outs[pass]);
     }
@@ -296,6 +299,10 @@ fn conv2d_on_uniform_windows_matches_cpu_reference_and_direct_kernels() {
             "no input gradient was gathered by blocks with padding {pad}"
         );
     }
+    assert!(
+        routes.iter().any(|r| r[0].one_input_rows),
+        "no one-input-channel forward pass loaded its rows as vec4s"
+    );
     assert!(
         routes.iter().any(|r| r[1].quads),
         "no input gradient was gathered four pixels at a time"

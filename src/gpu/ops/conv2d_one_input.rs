@@ -108,16 +108,32 @@ pub(super) fn forward(
     params.has_bias = u32::from(bias.is_some());
     let taps = pack_weights(ctx, plan, op, g, &params, w, bias)?;
 
-    let bindings = [(1, x.into()), (7, Bind::Window(&taps, 0)), (8, y.into())];
+    // x is seen as f32s at binding 1, or as vec4s at binding 12 by the 'same' 3 x 3 kernel.
+    let (entry, x_binding) = if same_3x3_rows(g, x) {
+        ("forward_one_input_3x3", 12)
+    } else {
+        ("forward_one_input", 1)
+    };
+    let bindings = [
+        (x_binding, x.into()),
+        (7, Bind::Window(&taps, 0)),
+        (8, y.into()),
+    ];
     let grid = ctx.grid(op, (invocations as u64).div_ceil(WORKGROUP_SIZE))?;
-    plan.push(ctx.dispatch(
-        Shader::Conv2dOneInput,
-        "forward_one_input",
-        &params,
-        &bindings,
-        grid,
-    )?);
+    plan.push(ctx.dispatch(Shader::Conv2dOneInput, entry, &params, &bindings, grid)?);
     Ok(true)
+}
+
+/// Whether `forward_one_input_3x3` takes `g`: a 3 x 3 kernel at stride 1 padded by one on the
+/// top and left, output planes the source's size, and rows of whole vec4s from a 16-byte
+/// boundary, so that a quad's sources are the three aligned vec4s around it in each row.
+fn same_3x3_rows(g: &Conv2dGeometry, x: &GpuTensor) -> bool {
+    (
+        g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
+    ) == (3, 3, 1, 1, 1, 1)
+        && (g.out_h, g.out_w) == (g.in_h, g.in_w)
+        && g.in_w.is_multiple_of(4)
+        && x.offset.is_multiple_of(16)
 }
 
 /// The weight gradient for the shapes [`forward`] takes (`y` standing for `dy`), as sums
