@@ -306,7 +306,7 @@ fn elementwise_op_folds_its_grid_past_the_workgroup_limit() {
 
 /// (n, c, p) for per-channel ops: batch 1, one channel, the serial path (n * p < the
 /// workgroup size: dense-layer biases), the tree path with a ragged last round.
-const CHANNEL_SHAPES: [(usize, usize, usize); 16] = [
+const CHANNEL_SHAPES: [(usize, usize, usize); 18] = [
     (1, 1, 1),
     (1, 1, 7),
     (2, 3, 5),
@@ -322,6 +322,9 @@ const CHANNEL_SHAPES: [(usize, usize, usize); 16] = [
     // an odd p and a ragged last round.
     (40, 8, 49),
     (6, 4, 45),
+    // p = 2 mod 4: a row's middle channel boundary falls between two vec4s.
+    (5, 8, 2),
+    (7, 4, 6),
     // p a multiple of 4: the kernels that move four values per load.
     (1, 2, 8),
     (33, 3, 16),

@@ -111,6 +111,24 @@ fn channel_chunk_grid(op: &str, s: &BatchNormShape, width: Width) -> Result<[u32
     Ok([to_u32(op, items.div_ceil(chunk))?, to_u32(op, rows)?, 1])
 }
 
+/// The element-wise kernels' entry point and grid: by chunks of a channel (or group), or, for
+/// channel groups on the uniform-window kernel set, whose CPU drivers want every invocation
+/// at the same place of its row, a row per invocation (`*_grouped_rows`, see the WGSL).
+fn elementwise_launch(
+    ctx: &GpuContext,
+    op: &str,
+    name: &str,
+    s: &BatchNormShape,
+    width: Width,
+) -> Result<(String, [u32; 3])> {
+    if width == Width::Groups && ctx.kernel_set() == KernelSet::UniformWindows {
+        let rows = s.n * (s.c / 4);
+        let grid = ctx.grid(op, (rows as u64).div_ceil(u64::from(WORKGROUP_SIZE)))?;
+        return Ok((format!("{name}_grouped_rows"), grid));
+    }
+    Ok((width.entry(name), channel_chunk_grid(op, s, width)?))
+}
+
 /// The grid of the reductions: one workgroup per channel (or group).
 fn reduction_grid(
     ctx: &GpuContext,
@@ -191,12 +209,13 @@ fn normalize(
     ];
     let width = Width::of(s, &[x, y]);
     let bindings = bindings.map(|(b, t)| (width.binding(b), t));
+    let (entry, grid) = elementwise_launch(ctx, op, "normalize", s, width)?;
     plan.push(ctx.dispatch(
         Shader::BatchNorm,
-        &width.entry("normalize"),
+        &entry,
         &params(ctx, op, s, width)?,
         &bindings,
-        channel_chunk_grid(op, s, width)?,
+        grid,
     )?);
     Ok(())
 }
@@ -348,12 +367,7 @@ pub fn batchnorm_backward(
         (16, dx.into()),
     ];
     let bindings = bindings.map(|(b, t)| (width.binding(b), t));
-    plan.push(ctx.dispatch(
-        Shader::BatchNorm,
-        &width.entry("backward_dx"),
-        &params,
-        &bindings,
-        channel_chunk_grid(op, s, width)?,
-    )?);
+    let (entry, grid) = elementwise_launch(ctx, op, "backward_dx", s, width)?;
+    plan.push(ctx.dispatch(Shader::BatchNorm, &entry, &params, &bindings, grid)?);
     Ok(())
 }
