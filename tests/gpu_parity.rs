@@ -704,8 +704,11 @@ fn dropout_mask_matches_cpu_reference() {
 fn gather_batch_matches_cpu_reference() {
     let Some(ctx) = context() else { return };
     // (image_len, count, batch): MNIST-sized, lengths that split images across u32 words,
-    // a single image, a single pixel.
+    // a single image, a single pixel, then images of whole words that end in the middle of
+    // an invocation's run of words (3 and 5 words).
     for (image_len, count, batch) in [
+        (12, 5, 3),
+        (20, 7, 5),
         (784, 1000, 32),
         (5, 3, 7),
         (13, 1, 4),
