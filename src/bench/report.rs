@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::check::Agreement;
 use super::cost::Kernel;
 use super::timer::{Clock, Timing};
-use super::training::StepEntry;
+use super::training::{STEP_BLOCKS, StepEntry};
 
 /// What limits a kernel by the roofline: its arithmetic or its memory traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -234,7 +234,8 @@ fn step_table(out: &mut String, steps: &[StepEntry]) {
     let _ = writeln!(
         out,
         "training step (wall clock: steps submitted back to back until the last one's metrics \
-         are read; the GPU after one warm-up step)"
+         are read; the GPU after one warm-up step, in {STEP_BLOCKS} blocks, the median block's \
+         time per step)"
     );
     let _ = writeln!(
         out,

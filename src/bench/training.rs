@@ -11,11 +11,16 @@ use crate::train::Trainer;
 use crate::train::cpu::CpuTrainer;
 use crate::train::gpu::GpuTrainer;
 
-/// When the step count is not given, steps are timed until about this long has passed.
-pub const STEP_BUDGET: Duration = Duration::from_secs(2);
+/// When the step count is not given, each block of steps is timed for about this long.
+pub const STEP_BUDGET: Duration = Duration::from_secs(1);
 
-/// Most steps timed per batch size when the count is not given.
+/// Most steps per block when the count is not given.
 const MAX_STEPS: usize = 20;
+
+/// Blocks of steps timed one after the other; the time per step is the median block's, as a
+/// kernel's is its median sample's, so that one slow spell of a shared machine does not make
+/// the figure (on a 2-core virtual machine one block in several can run 1.3 times slower).
+pub const STEP_BLOCKS: usize = 3;
 
 /// One row of the step table. Counts are per step.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -50,9 +55,10 @@ pub fn synthetic_images(count: usize, seed: u64) -> Vec<u8> {
     images
 }
 
-/// Times `steps` GPU training steps at `batch` (`None`: as many as fit in [`STEP_BUDGET`],
-/// judged by a warm-up step), submitted back to back as training does, until the last one's
-/// metrics are read back. The counters cover the timed steps' submissions only.
+/// Times [`STEP_BLOCKS`] blocks of `steps` GPU training steps at `batch` (`None`: as many as
+/// fit in [`STEP_BUDGET`], judged by a warm-up step), each submitted back to back as training
+/// does until the block's last metrics are read back, and reports the median block. The
+/// counters cover the timed steps' submissions only.
 pub fn time_gpu_steps(
     ctx: &GpuContext,
     cfg: &ModelConfig,
@@ -82,18 +88,30 @@ pub fn time_gpu_steps(
             c.bytes_transferred(),
         ]
     };
-    let before = counters(ctx);
-    let start = Instant::now();
-    for _ in 0..steps {
-        trainer.step()?;
+    let mut blocks = Vec::with_capacity(STEP_BLOCKS);
+    let mut counted = [0u64; 5];
+    for _ in 0..STEP_BLOCKS {
+        let before = counters(ctx);
+        let start = Instant::now();
+        for _ in 0..steps {
+            trainer.step()?;
+        }
+        let after = counters(ctx);
+        trainer.metrics()?;
+        blocks.push(start.elapsed().as_secs_f64());
+        for (total, (a, b)) in counted.iter_mut().zip(after.iter().zip(before)) {
+            *total += a - b;
+        }
     }
-    let after = counters(ctx);
-    trainer.metrics()?;
-    let seconds = start.elapsed().as_secs_f64();
+    blocks.sort_by(f64::total_cmp);
+    let median = blocks[STEP_BLOCKS / 2];
 
-    let per_step = |i: usize| (after[i] - before[i]) as f64 / steps as f64;
+    let timed = steps * STEP_BLOCKS;
+    let per_step = |i: usize| counted[i] as f64 / timed as f64;
     let flop = step_flops(&cfg, batch, images.len() / IMAGE_LEN) as f64;
-    Ok(entry("gpu", batch, steps, seconds, flop, per_step))
+    // The median block's time per step, over all the blocks' steps.
+    let seconds = median * STEP_BLOCKS as f64;
+    Ok(entry("gpu", batch, timed, seconds, flop, per_step))
 }
 
 /// Times `steps` steps of the CPU reference at `batch`, from the start (no warm-up: its

@@ -22,8 +22,9 @@ pub struct BenchArgs {
     /// Batch sizes of the timed training steps.
     #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128, 256])]
     pub step_batches: Vec<usize>,
-    /// GPU training steps timed per batch size, after one warm-up step; 0 skips the step
-    /// timing [default: as many as fit in about 2 s, at least 1].
+    /// GPU training steps per timed block, three blocks per batch size after one warm-up
+    /// step, the median block reported; 0 skips the step timing [default: as many as fit in
+    /// about 1 s, at least 1].
     #[arg(long)]
     pub steps: Option<usize>,
     /// CPU reference steps timed (0 skips them).
