@@ -22,7 +22,7 @@ use std::time::Instant;
 pub use case::Case;
 pub use cost::Kernel;
 pub use report::{Ceilings, DeviceInfo, KernelEntry, Report};
-pub use timer::{Clock, Sampling, Timer, Timing, measure};
+pub use timer::{Clock, SamplePlan, Sampling, Timer, Timing, measure};
 pub use training::StepEntry;
 
 use crate::Result;
@@ -269,21 +269,69 @@ fn time_kernels(
         todo.push((Kernel::Gemm(square), "square gemm".into(), 0));
     }
 
+    let todo: Vec<_> = todo
+        .into_iter()
+        .filter(|(k, ..)| config.selects(k))
+        .collect();
     let mut timed: Vec<TimedKernel> = Vec::new();
-    for (kernel, group, per_step) in todo.into_iter().filter(|(k, ..)| config.selects(k)) {
-        if timed.last().is_none_or(|e| e.group != group) {
-            section(started, &format!("timing the kernels of group '{group}'"));
-        }
-        let (timing, check) = check_and_time(ctx, timer, kernel, config)?;
-        timed.push(TimedKernel {
-            kernel,
-            group,
-            per_step,
-            timing,
-            check,
-        });
+    for members in todo.chunk_by(|a, b| a.1 == b.1) {
+        section(
+            started,
+            &format!("timing the kernels of group '{}'", members[0].1),
+        );
+        timed.extend(time_group(ctx, timer, config, members)?);
     }
     Ok(timed)
+}
+
+/// Passes over a group's kernels, each taking its share of every kernel's samples: a slow
+/// spell of a shared machine then falls on a few samples of many kernels, which their
+/// medians pass over, rather than on all the samples of the few kernels timed during it.
+const SAMPLE_PASSES: usize = 3;
+
+/// Checks every kernel of one group, then samples them in [`SAMPLE_PASSES`] passes.
+fn time_group(
+    ctx: &GpuContext,
+    timer: &Timer,
+    config: &BenchConfig,
+    members: &[(Kernel, String, usize)],
+) -> Result<Vec<TimedKernel>> {
+    let mut cases = Vec::with_capacity(members.len());
+    for (kernel, ..) in members {
+        let case = Case::new(ctx, *kernel, config.seed)?;
+        let check = case.verify(ctx)?;
+        let plan = SamplePlan::new(timer, &[case.plan()], &config.sampling)?;
+        cases.push((case, check, plan));
+    }
+    for pass in 1..=SAMPLE_PASSES {
+        for (case, _, plan) in &mut cases {
+            let count = (plan.samples * pass).div_ceil(SAMPLE_PASSES);
+            plan.take(timer, &[case.plan()], count)?;
+        }
+    }
+    Ok(members
+        .iter()
+        .zip(cases)
+        .map(|((kernel, group, per_step), (_, check, plan))| {
+            let timing = plan.timing();
+            log::debug!(
+                "{} {}: median {:.4} ms over {} x {} runs (worst error {:.2} of allowed)",
+                kernel.name(),
+                kernel.shape(),
+                1e3 * timing.median_s,
+                timing.samples,
+                timing.repeats,
+                check.worst
+            );
+            TimedKernel {
+                kernel: *kernel,
+                group: group.clone(),
+                per_step: *per_step,
+                timing,
+                check,
+            }
+        })
+        .collect())
 }
 
 /// Whole training steps on the GPU at each batch, then the CPU reference's.

@@ -198,34 +198,62 @@ pub struct Timing {
     pub repeats: u32,
 }
 
-/// Samples `plans` (already run once, by the check, which warms them up): a first run sizes
-/// the samples, then `samples` samples of `repeats` runs each are taken. When one run is
-/// already as long as a sample, that first run is the first sample, so the slowest kernels
-/// are not run once more for nothing.
-pub fn measure(timer: &Timer, plans: &[&Plan], sampling: &Sampling) -> Result<Timing> {
-    let once = timer.time(plans, 1)?.max(1e-9);
-    let target = sampling.target_sample.as_secs_f64();
-    let repeats = ((target / once).ceil() as u32).clamp(1, MAX_REPEATS);
-    let per_sample = once * repeats as f64;
-    let samples = ((sampling.budget.as_secs_f64() / per_sample) as usize)
-        .clamp(sampling.min_samples.max(1), sampling.max_samples.max(1));
-    let fit = (sampling.max_time.as_secs_f64() / per_sample) as usize;
-    let samples = samples.min(fit.max(2));
+/// How a kernel is sampled, from one first run: runs per sample and samples in all.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplePlan {
+    pub repeats: u32,
+    pub samples: usize,
+    /// Seconds per run of the samples taken so far.
+    pub times: Vec<f64>,
+}
 
-    let mut times = Vec::with_capacity(samples);
-    if repeats == 1 {
-        times.push(once);
+impl SamplePlan {
+    /// Times one run of `plans` (already run once, by the check, which warms them up) and
+    /// sizes the samples from it. When one run is already as long as a sample, that run is
+    /// the first sample, so the slowest kernels are not run once more for nothing.
+    pub fn new(timer: &Timer, plans: &[&Plan], sampling: &Sampling) -> Result<SamplePlan> {
+        let once = timer.time(plans, 1)?.max(1e-9);
+        let target = sampling.target_sample.as_secs_f64();
+        let repeats = ((target / once).ceil() as u32).clamp(1, MAX_REPEATS);
+        let per_sample = once * repeats as f64;
+        let samples = ((sampling.budget.as_secs_f64() / per_sample) as usize)
+            .clamp(sampling.min_samples.max(1), sampling.max_samples.max(1));
+        let fit = (sampling.max_time.as_secs_f64() / per_sample) as usize;
+        let times = if repeats == 1 { vec![once] } else { Vec::new() };
+        Ok(SamplePlan {
+            repeats,
+            samples: samples.min(fit.max(2)),
+            times,
+        })
     }
-    while times.len() < samples {
-        times.push(timer.time(plans, repeats)? / repeats as f64);
+
+    /// Takes samples until `count` have been taken in all (or all of them).
+    pub fn take(&mut self, timer: &Timer, plans: &[&Plan], count: usize) -> Result<()> {
+        while self.times.len() < count.min(self.samples) {
+            self.times
+                .push(timer.time(plans, self.repeats)? / self.repeats as f64);
+        }
+        Ok(())
     }
-    times.sort_by(f64::total_cmp);
-    Ok(Timing {
-        median_s: median(&times),
-        min_s: times[0],
-        samples,
-        repeats,
-    })
+
+    /// The median and minimum over the samples taken.
+    pub fn timing(&self) -> Timing {
+        let mut times = self.times.clone();
+        times.sort_by(f64::total_cmp);
+        Timing {
+            median_s: median(&times),
+            min_s: times[0],
+            samples: times.len(),
+            repeats: self.repeats,
+        }
+    }
+}
+
+/// Samples `plans` as [`SamplePlan`] sizes them, all samples at once.
+pub fn measure(timer: &Timer, plans: &[&Plan], sampling: &Sampling) -> Result<Timing> {
+    let mut plan = SamplePlan::new(timer, plans, sampling)?;
+    plan.take(timer, plans, plan.samples)?;
+    Ok(plan.timing())
 }
 
 /// The median of sorted, non-empty `v`.
