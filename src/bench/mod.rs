@@ -120,6 +120,11 @@ pub fn check_and_time(
     let case = Case::new(ctx, kernel, config.seed)?;
     let agreement = case.verify(ctx)?;
     let timing = measure(timer, &[case.plan()], &config.sampling)?;
+    log_timing(&kernel, &timing, &agreement);
+    Ok((timing, agreement))
+}
+
+fn log_timing(kernel: &Kernel, timing: &Timing, check: &check::Agreement) {
     log::debug!(
         "{} {}: median {:.4} ms over {} x {} runs (worst error {:.2} of allowed)",
         kernel.name(),
@@ -127,9 +132,8 @@ pub fn check_and_time(
         1e3 * timing.median_s,
         timing.samples,
         timing.repeats,
-        agreement.worst
+        check.worst
     );
-    Ok((timing, agreement))
 }
 
 /// Runs everything `config` asks for on `ctx`.
@@ -314,15 +318,7 @@ fn time_group(
         .zip(cases)
         .map(|((kernel, group, per_step), (_, check, plan))| {
             let timing = plan.timing();
-            log::debug!(
-                "{} {}: median {:.4} ms over {} x {} runs (worst error {:.2} of allowed)",
-                kernel.name(),
-                kernel.shape(),
-                1e3 * timing.median_s,
-                timing.samples,
-                timing.repeats,
-                check.worst
-            );
+            log_timing(kernel, &timing, &check);
             TimedKernel {
                 kernel: *kernel,
                 group: group.clone(),
