@@ -18,7 +18,7 @@
 //            on the top and left, into planes of even height and width (the model's 14 x 14
 //            and 28 x 28): a 2 x 2 block of pixels per invocation, whose four phase classes
 //            hold the nine taps between them, each loaded once and none masked but at the
-//            plane's edges (col2im4 makes sixteen loads per four pixels, half of them masked,
+//            plane's edges (col2im4 makes sixteen loads per four pixels, seven of them masked,
 //            for these kernels), and stored as two vec2s. Same taps, same order. On lavapipe
 //            it ran 2 to 2.4 times faster than col2im4.
 // `div` and `div4` are shaders/exact_div.wgsl: the launcher checks that the indices they
