@@ -213,6 +213,8 @@ fn step_inventory_is_the_trainers_step_dispatch_for_dispatch() {
 
 #[test]
 fn bad_bench_flags_are_refused_naming_the_flag() {
+    let folder = tempfile::tempdir().unwrap();
+    let folder = folder.path().to_str().unwrap();
     for (args, flag) in [
         (vec!["bench", "--batches", "32,0"], "--batches"),
         (vec!["bench", "--gemm-sizes", "0"], "--gemm-sizes"),
@@ -222,6 +224,8 @@ fn bad_bench_flags_are_refused_naming_the_flag() {
             vec!["bench", "--json", "/nonexistent/folder/b.json"],
             "/nonexistent/folder",
         ),
+        // A folder where the file should be, refused before the measuring.
+        (vec!["bench", "--json", folder], "that is a folder"),
     ] {
         let out = gan_gpu(&args);
         assert!(!out.status.success(), "{args:?} was accepted");

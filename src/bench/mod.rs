@@ -277,6 +277,13 @@ fn time_kernels(
         .into_iter()
         .filter(|(k, ..)| config.selects(k))
         .collect();
+    if todo.is_empty() && !config.filter.is_empty() {
+        log::warn!(
+            "no kernel's name contains any of --filter {}: only the ceilings and the steps are \
+             measured",
+            config.filter.join(",")
+        );
+    }
     let mut timed: Vec<TimedKernel> = Vec::new();
     for members in todo.chunk_by(|a, b| a.1 == b.1) {
         section(

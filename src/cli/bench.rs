@@ -12,15 +12,21 @@ use gan_gpu::gpu::GpuContext;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Batch sizes whose kernels are checked and timed one by one.
-    #[arg(long, value_delimiter = ',', default_values_t = [32, 256])]
+    /// Batch sizes whose kernels are checked and timed one by one, comma-separated
+    /// [default: 32,256].
+    #[arg(long, value_delimiter = ',', default_values_t = [32, 256], hide_default_value = true)]
     pub batches: Vec<usize>,
-    /// Sides of the square GEMMs to time [default: 256,512,1024,2048, and 4096 on a GPU that
-    /// is not a software rasterizer].
+    /// Sides of the square GEMMs to time, comma-separated [default: 256,512,1024,2048, and
+    /// 4096 on a GPU that is not a software rasterizer].
     #[arg(long, value_delimiter = ',')]
     pub gemm_sizes: Option<Vec<usize>>,
-    /// Batch sizes of the timed training steps.
-    #[arg(long, value_delimiter = ',', default_values_t = [32, 64, 128, 256])]
+    /// Batch sizes of the timed training steps, comma-separated [default: 32,64,128,256].
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_values_t = [32, 64, 128, 256],
+        hide_default_value = true
+    )]
     pub step_batches: Vec<usize>,
     /// GPU training steps per timed block, three blocks per batch size after one warm-up
     /// step, the median block reported; 0 skips the step timing [default: as many as fit in
@@ -142,17 +148,26 @@ fn validate(args: &BenchArgs) -> anyhow::Result<()> {
             bail!("{flag} must be at least 1");
         }
     }
-    // The JSON is written at the end: find a missing folder before minutes of measuring.
-    if let Some(path) = args.json.as_deref().filter(|p| p.as_os_str() != "-")
-        && let Some(folder) = path
+    // The JSON is written at the end: find a missing folder, or a folder given as the file,
+    // before minutes of measuring.
+    if let Some(path) = args.json.as_deref().filter(|p| p.as_os_str() != "-") {
+        if path.is_dir() {
+            bail!(
+                "--json {}: that is a folder; give a file name, e.g. {}",
+                path.display(),
+                path.join("bench.json").display()
+            );
+        }
+        if let Some(folder) = path
             .parent()
             .filter(|f| !f.as_os_str().is_empty() && !f.is_dir())
-    {
-        bail!(
-            "--json {}: the folder {} does not exist",
-            path.display(),
-            folder.display()
-        );
+        {
+            bail!(
+                "--json {}: the folder {} does not exist",
+                path.display(),
+                folder.display()
+            );
+        }
     }
     if args.filter.iter().any(|f| f.trim().is_empty()) {
         bail!("--filter takes non-empty kernel name parts, e.g. --filter conv2d,gemm");
