@@ -352,11 +352,10 @@ fn backward_dx4(
 // ---- channel groups -------------------------------------------------------------------------
 // For c a multiple of 4 and p not, the tensor is [n, c / 4, p] vec4s (channel_walk.wgsl);
 // the channel of a component grows by at most one from one component to the next. The
-// element-wise kernels pick each component's
-// per-channel values from the group's four; the reductions, one workgroup per group, keep a
-// sum per channel and add each component into its channel's. Those take one item per loop
-// trip; the two items per trip of the other reductions were not measured for their eight
-// sums.
+// element-wise kernels pick each component's per-channel values from the group's four; the
+// reductions, one workgroup per group, keep a sum per channel and add each component into
+// its channel's. Those take one item per loop trip; the two items per trip of the other
+// reductions were not measured for their eight sums.
 
 // Component k of the result is v[which[k]].
 fn pick(v: vec4<f32>, which: vec4<u32>) -> vec4<f32> {
@@ -393,6 +392,44 @@ fn group_dgamma(g: u32) -> vec4<f32> {
 fn group_dbeta(g: u32) -> vec4<f32> {
     let c = 4u * g;
     return vec4<f32>(dbeta_in[c], dbeta_in[c + 1u], dbeta_in[c + 2u], dbeta_in[c + 3u]);
+}
+
+// normalize's per-channel values for the four channels of group g.
+struct GroupY {
+    mean: vec4<f32>,
+    scale: vec4<f32>,
+    beta: vec4<f32>,
+}
+
+fn group_y(g: u32) -> GroupY {
+    return GroupY(group_mean(g), group_gamma(g) * group_inv_std(g), group_beta(g));
+}
+
+// y of vec4 i, each component with its channel's values.
+fn picked_y(v: GroupY, channel: vec4<u32>, i: u32) -> vec4<f32> {
+    return (x4[i] - pick(v.mean, channel)) * pick(v.scale, channel) + pick(v.beta, channel);
+}
+
+// dx_coefficients for the four channels of group g, and their means.
+struct GroupDx {
+    mean: vec4<f32>,
+    scale: vec4<f32>,
+    slope: vec4<f32>,
+    offset: vec4<f32>,
+}
+
+fn group_dx(g: u32) -> GroupDx {
+    let countf = f32(params.n * params.p);
+    let inv_std = group_inv_std(g);
+    let scale = group_gamma(g) * inv_std;
+    let slope = -scale * inv_std * (group_dgamma(g) / countf);
+    return GroupDx(group_mean(g), scale, slope, -scale * (group_dbeta(g) / countf));
+}
+
+// dx of vec4 i, each component with its channel's coefficients.
+fn picked_dx(d: GroupDx, channel: vec4<u32>, i: u32) -> vec4<f32> {
+    return dy4[i] * pick(d.scale, channel)
+        + ((x4[i] - pick(d.mean, channel)) * pick(d.slope, channel) + pick(d.offset, channel));
 }
 
 // The first value of each of group g's channels (sample 0, position 0): the statistics'
@@ -501,15 +538,12 @@ fn normalize_grouped(
     let g = wg.y;
     let items = params.n * params.p;
     let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
-    let mean = group_mean(g);
-    let scale = group_gamma(g) * group_inv_std(g);
-    let beta4 = group_beta(g);
+    let v = group_y(g);
     var w = walk_from(first, params.item_step, params.p, params.c / 4u);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
-            let channel = group_channels(w.q);
             let i = walk_index(w, g);
-            y4[i] = (x4[i] - pick(mean, channel)) * pick(scale, channel) + pick(beta4, channel);
+            y4[i] = picked_y(v, group_channels(w.q), i);
         }
         walk_next(&w);
     }
@@ -522,21 +556,13 @@ fn backward_dx_grouped(
 ) {
     let g = wg.y;
     let items = params.n * params.p;
-    let countf = f32(params.n * params.p);
     let first = wg.x * (WORKGROUP_SIZE * CHUNK_PER_INVOCATION) + lid * params.lane_step;
-    let mean = group_mean(g);
-    let inv_std = group_inv_std(g);
-    let scale = group_gamma(g) * inv_std;
-    // dx_coefficients, per channel of the group.
-    let slope = -scale * inv_std * (group_dgamma(g) / countf);
-    let offset = -scale * (group_dbeta(g) / countf);
+    let d = group_dx(g);
     var w = walk_from(first, params.item_step, params.p, params.c / 4u);
     for (var k = 0u; k < CHUNK_PER_INVOCATION; k++) {
         if (first + k * params.item_step < items) {
-            let channel = group_channels(w.q);
             let i = walk_index(w, g);
-            dx4[i] = dy4[i] * pick(scale, channel)
-                + ((x4[i] - pick(mean, channel)) * pick(slope, channel) + pick(offset, channel));
+            dx4[i] = picked_dx(d, group_channels(w.q), i);
         }
         walk_next(&w);
     }
@@ -586,16 +612,13 @@ fn normalize_grouped_rows(
     if row >= params.n * group_count {
         return;
     }
-    let g = row % group_count;
-    let mean = group_mean(g);
-    let scale = group_gamma(g) * group_inv_std(g);
-    let beta4 = group_beta(g);
+    let v = group_y(row % group_count);
     let base = row * params.p;
     for (var j = 0u; j < 4u; j++) {
         let run = channel_run(j);
-        let mean_j = mean[j];
-        let scale_j = scale[j];
-        let beta_j = beta4[j];
+        let mean_j = v.mean[j];
+        let scale_j = v.scale[j];
+        let beta_j = v.beta[j];
         for (var at = base + run.x; at < base + run.y; at++) {
             y4[at] = (x4[at] - mean_j) * scale_j + beta_j;
         }
@@ -603,9 +626,7 @@ fn normalize_grouped_rows(
     for (var m = 1u; m < 4u; m++) {
         let q = straddling(m);
         if q < params.p {
-            let channel = group_channels(q);
-            let at = base + q;
-            y4[at] = (x4[at] - pick(mean, channel)) * pick(scale, channel) + pick(beta4, channel);
+            y4[base + q] = picked_y(v, group_channels(q), base + q);
         }
     }
 }
@@ -621,21 +642,14 @@ fn backward_dx_grouped_rows(
     if row >= params.n * group_count {
         return;
     }
-    let g = row % group_count;
-    let countf = f32(params.n * params.p);
-    let mean = group_mean(g);
-    let inv_std = group_inv_std(g);
-    let scale = group_gamma(g) * inv_std;
-    // dx_coefficients, per channel of the group.
-    let slope = -scale * inv_std * (group_dgamma(g) / countf);
-    let offset = -scale * (group_dbeta(g) / countf);
+    let d = group_dx(row % group_count);
     let base = row * params.p;
     for (var j = 0u; j < 4u; j++) {
         let run = channel_run(j);
-        let mean_j = mean[j];
-        let scale_j = scale[j];
-        let slope_j = slope[j];
-        let offset_j = offset[j];
+        let mean_j = d.mean[j];
+        let scale_j = d.scale[j];
+        let slope_j = d.slope[j];
+        let offset_j = d.offset[j];
         for (var at = base + run.x; at < base + run.y; at++) {
             dx4[at] = dy4[at] * scale_j + ((x4[at] - mean_j) * slope_j + offset_j);
         }
@@ -643,10 +657,7 @@ fn backward_dx_grouped_rows(
     for (var m = 1u; m < 4u; m++) {
         let q = straddling(m);
         if q < params.p {
-            let channel = group_channels(q);
-            let at = base + q;
-            dx4[at] = dy4[at] * pick(scale, channel)
-                + ((x4[at] - pick(mean, channel)) * pick(slope, channel) + pick(offset, channel));
+            dx4[base + q] = picked_dx(d, group_channels(q), base + q);
         }
     }
 }
