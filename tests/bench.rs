@@ -213,8 +213,8 @@ fn step_inventory_is_the_trainers_step_dispatch_for_dispatch() {
 
 #[test]
 fn bad_bench_flags_are_refused_naming_the_flag() {
-    let folder = tempfile::tempdir().unwrap();
-    let folder = folder.path().to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
     for (args, flag) in [
         (vec!["bench", "--batches", "32,0"], "--batches"),
         (vec!["bench", "--gemm-sizes", "0"], "--gemm-sizes"),

@@ -22,13 +22,14 @@ use std::time::Instant;
 pub use case::Case;
 pub use cost::Kernel;
 pub use report::{Ceilings, DeviceInfo, KernelEntry, Report};
-pub use timer::{Clock, SamplePlan, Sampling, Timer, Timing, measure};
+pub use timer::{Clock, Sampling, Timer, Timing, measure};
 pub use training::StepEntry;
 
 use crate::Result;
 use crate::gpu::{GpuContext, device_type_name};
 use crate::model::{FakeBnMode, ModelConfig};
 use crate::shapes::GemmShape;
+use timer::SamplePlan;
 
 /// Images in MNIST's training set: the size of the dataset the gather draws from.
 pub const DATASET_IMAGES: usize = 60_000;

@@ -204,7 +204,7 @@ pub struct SamplePlan {
     pub repeats: u32,
     pub samples: usize,
     /// Seconds per run of the samples taken so far.
-    pub times: Vec<f64>,
+    times: Vec<f64>,
 }
 
 impl SamplePlan {

@@ -88,8 +88,9 @@ fn block_rows(kernels: KernelSet, rows: usize) -> usize {
 }
 
 /// Adds the pass's dispatches (the weights' packing, then the pass) and returns `true` when
-/// the kernel applies; `false` (nothing added) leaves it to the general kernels. `src` is x (forward) or dy (input gradient),
-/// `out` y or dx; `params` the geometry's kernel parameters.
+/// the kernel applies; `false` (nothing added) leaves it to the general kernels. `src` is x
+/// (forward) or dy (input gradient), `out` y or dx; `params` the geometry's kernel
+/// parameters.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn dispatch(
     ctx: &GpuContext,

@@ -2,7 +2,7 @@
 //! Seed and step come from the [`crate::shapes::StepConstants`] uniform when the plan runs,
 //! so one recorded plan draws new numbers every step.
 
-use super::{WORKGROUP_SIZE, elementwise_grid, to_u32};
+use super::{WORKGROUP_SIZE, elementwise_grid, four_wide, to_u32};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, GpuTensor, Plan, Shader};
 
@@ -68,8 +68,7 @@ pub fn gather_batch(
     };
     to_u32(op, bytes)?;
     // Images of whole words: a word's four pixels at a time, one draw per GATHER_WORDS words.
-    let (entry, grid, out_binding) = if image_len.is_multiple_of(4) && out.offset.is_multiple_of(16)
-    {
+    let (entry, grid, out_binding) = if four_wide(image_len, &[out]) {
         let chunks = (image_len / 4).div_ceil(GATHER_WORDS);
         let invocations = (out.len / image_len) as u64 * chunks as u64;
         let grid = ctx.grid(op, invocations.div_ceil(u64::from(WORKGROUP_SIZE)))?;
